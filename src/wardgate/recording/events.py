@@ -1,0 +1,292 @@
+"""The recording event model (format version 1) and its canonical serialisation.
+
+Owns what a session recording *says*: the seven event types, the fields of each payload,
+and the exact bytes the hash chain covers. Nothing here does I/O.
+
+Canonical form (what is hashed): the event *envelope*
+
+    {"payload": {...}, "seq": 12, "session": "ses_..", "ts": "2025-11-25T15:23:00.123456Z",
+     "type": "statement", "v": 1}
+
+serialised as JSON with sorted keys, no whitespace, non-ASCII characters kept as UTF-8
+(``ensure_ascii=False``) and encoded as UTF-8. Payload values are only strings, integers,
+booleans, null, lists and objects: no floats, so re-serialising a parsed payload gives
+back the same bytes. A payload holding text that is not valid Unicode (a lone surrogate
+from a lossy decode) is serialised with ``\\u`` escapes instead, deterministically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Literal
+
+from wardgate.core.model import Principal
+
+FORMAT_VERSION: Final = 1
+
+EventType = Literal[
+    "session.start", "statement", "decision", "approval", "result", "session.end", "gap"
+]
+EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    ("session.start", "statement", "decision", "approval", "result", "session.end", "gap")
+)
+StatementPath = Literal["simple", "extended"]
+Verdict = Literal["allow", "deny", "review"]
+ApprovalState = Literal["requested", "approved", "denied", "timeout", "cancelled"]
+EndReason = Literal[
+    "client_quit", "client_eof", "killed", "revoked", "error", "gateway_shutdown", "interrupted"
+]
+Cell = str | None
+Payload = dict[str, Any]
+
+
+def canonical_json(value: object) -> str:
+    """Sorted keys, no whitespace, UTF-8 text kept; escapes only if the text is not Unicode."""
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates cannot be stored as UTF-8 (nor in a PostgreSQL text column);
+            # the escaped form is valid JSON, parses back to the same value and is ASCII.
+            text = json.dumps(
+                value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+            )
+    return text
+
+
+def format_ts(ts: datetime) -> str:
+    """The one timestamp spelling of the format: UTC, microseconds, ``Z``."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def envelope_bytes(
+    session_id: str, seq: int, ts: str, event_type: str, payload_json: str
+) -> bytes:
+    """The canonical envelope, built by concatenation (keys are already in sorted order).
+
+    Equal to ``canonical_json({"payload": .., "seq": .., "session": .., "ts": .., "type": ..,
+    "v": 1}).encode()`` (a unit test holds this), without serialising the payload twice.
+    """
+    return (
+        '{"payload":'
+        + payload_json
+        + ',"seq":'
+        + str(seq)
+        + ',"session":'
+        + canonical_json(session_id)
+        + ',"ts":'
+        + canonical_json(ts)
+        + ',"type":'
+        + canonical_json(event_type)
+        + ',"v":'
+        + str(FORMAT_VERSION)
+        + "}"
+    ).encode("utf-8")
+
+
+def _opt(value: str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStart:
+    """Who connected, how they proved it, from where, to what."""
+
+    TYPE: ClassVar[EventType] = "session.start"
+
+    principal: str
+    groups: Sequence[str]
+    auth_method: str
+    client_address: str
+    target: str
+    protocol: str
+    token_id: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    database: str | None = None
+    target_user: str | None = None
+    node: str | None = None
+
+    def payload(self) -> Payload:
+        return {
+            "principal": self.principal,
+            "groups": sorted(self.groups),
+            "auth_method": self.auth_method,
+            "token_id": self.token_id,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "client_address": self.client_address,
+            "target": self.target,
+            "protocol": self.protocol,
+            "database": self.database,
+            "target_user": self.target_user,
+            "node": self.node,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMeta:
+    """What the gateway knows when a session starts; becomes the ``session.start`` event."""
+
+    session_id: str  # the gateway's session id (the ledger's ``sessions.id``)
+    principal: Principal
+    client_address: str
+    target: str
+    protocol: str
+    database: str | None = None
+    target_user: str | None = None
+
+    def start_event(self, node: str | None) -> SessionStart:
+        p = self.principal
+        return SessionStart(
+            principal=p.name,
+            groups=sorted(p.groups),
+            auth_method=p.auth_method,
+            token_id=p.token_id,
+            subject=p.subject,
+            issuer=p.issuer,
+            client_address=self.client_address,
+            target=self.target,
+            protocol=self.protocol,
+            database=self.database,
+            target_user=self.target_user,
+            node=node,
+        )
+
+
+def statement_payload(
+    n: int,
+    *,
+    text: str,
+    path: StatementPath,
+    params: Sequence[Cell],
+    started_at: datetime,
+    duration_us: int,
+    rows: int | None,
+    error_sqlstate: str | None,
+    error_message: str | None,
+) -> Payload:
+    """One statement as it ran (or was refused). ``params`` arrive already masked."""
+    return {
+        "n": int(n),
+        "text": text,
+        "path": path,
+        "params": [_opt(p) for p in params],
+        "started_at": format_ts(started_at),
+        "duration_us": int(duration_us),
+        "rows": None if rows is None else int(rows),
+        "error_sqlstate": error_sqlstate,
+        "error_message": error_message,
+    }
+
+
+def decision_payload(
+    n: int,
+    verdict: Verdict,
+    *,
+    rule: str | None,
+    reason: str | None,
+    classes: Iterable[str],
+    approvers: Iterable[str],
+) -> Payload:
+    return {
+        "n": int(n),
+        "verdict": verdict,
+        "rule": rule,
+        "reason": reason,
+        "classes": sorted(str(c) for c in classes),
+        "approvers": sorted(str(a) for a in approvers),
+    }
+
+
+def approval_payload(
+    n: int,
+    state: ApprovalState,
+    *,
+    request_id: str,
+    approver: str | None,
+    reason: str | None,
+) -> Payload:
+    return {
+        "n": int(n),
+        "state": state,
+        "request_id": request_id,
+        "approver": approver,
+        "reason": reason,
+    }
+
+
+def result_payload(
+    n: int,
+    *,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    truncated: bool,
+    total_rows: int,
+    total_bytes: int,
+) -> Payload:
+    """The rows as they left the gateway (already masked), possibly a capped prefix."""
+    return {
+        "n": int(n),
+        "columns": [str(c) for c in columns],
+        "rows": [[_opt(v) for v in row] for row in rows],
+        "truncated": bool(truncated),
+        "total_rows": int(total_rows),
+        "total_bytes": int(total_bytes),
+    }
+
+
+def session_end_payload(
+    how: EndReason,
+    *,
+    bytes_in: int | None,
+    bytes_out: int | None,
+    statements: int,
+    events_dropped: int,
+) -> Payload:
+    return {
+        "how": how,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "statements": int(statements),
+        "events_dropped": int(events_dropped),
+    }
+
+
+def gap_payload(dropped: int, reason: str) -> Payload:
+    """Events the recorder refused under ``on_failure: fail_open`` before this point."""
+    return {"dropped": int(dropped), "reason": reason}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event as read back from the store, with its chain links."""
+
+    session_id: str
+    seq: int
+    ts: datetime
+    type: str
+    payload: Payload
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON Lines export form: the canonical envelope fields plus both hashes."""
+        return {
+            "v": FORMAT_VERSION,
+            "session": self.session_id,
+            "seq": self.seq,
+            "ts": format_ts(self.ts),
+            "type": self.type,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }

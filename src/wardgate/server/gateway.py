@@ -1,0 +1,120 @@
+"""The gateway runtime: the objects every listener shares, wired from the config.
+
+This is the composition root. Listeners ask it to identify callers, to resolve and
+authorize targets, for a per-session statement gate, and to book sessions in and out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+from wardgate.authn.tokens import TokenService, looks_like_token
+from wardgate.config import GatewayConfig, TargetConfig
+from wardgate.core.errors import AuthenticationError, AuthorizationError, UnknownTargetError
+from wardgate.core.model import Principal
+from wardgate.pipeline.hooks import AllowAllGate, StatementGate
+from wardgate.server import metrics
+from wardgate.server.ledger import SessionLedger
+from wardgate.server.live import LiveRegistry, LiveSession
+from wardgate.server.tls import client_ssl_context
+from wardgate.storage.db import make_engine, session_factory, upgrade
+
+if TYPE_CHECKING:
+    from wardgate.authn.jwt import JwtVerifier
+
+log = logging.getLogger("wardgate")
+
+
+class Gateway:
+    def __init__(self, cfg: GatewayConfig, *, migrate: bool = True) -> None:
+        self.cfg = cfg
+        self.node = f"{socket.gethostname()}:{os.getpid()}"
+        self.engine = make_engine(cfg.state.url)
+        if migrate:
+            upgrade(self.engine)
+        self.db = session_factory(self.engine)
+        self.tokens = TokenService(self.db)
+        self.live = LiveRegistry()
+        self.ledger = SessionLedger(self.db, self.node)
+        self.client_tls: ssl.SSLContext | None = client_ssl_context(cfg)
+        self.jwt: JwtVerifier | None = None
+        if cfg.identity.oidc:
+            from wardgate.authn.jwt import JwtVerifier
+            from wardgate.authn.oidc_config import OidcIssuerConfig
+
+            self.jwt = JwtVerifier([OidcIssuerConfig.model_validate(i) for i in cfg.identity.oidc])
+
+    # -- identity ------------------------------------------------------------------------
+    async def identify(self, secret: str) -> Principal:
+        if looks_like_token(secret):
+            try:
+                return self.tokens.verify(secret)
+            except AuthenticationError:
+                raise
+        if self.jwt is not None:
+            from wardgate.authn.jwt import looks_like_jwt
+
+            if looks_like_jwt(secret):
+                return await self.jwt.verify(secret)
+        raise AuthenticationError("presented secret is neither a wardgate token nor a JWT")
+
+    # -- targets ---------------------------------------------------------------------------
+    def targets_for(self, principal: Principal, protocol: str) -> list[str]:
+        return sorted(n for n, t in self.cfg.targets.items() if t.kind == protocol)
+
+    def resolve_target(self, principal: Principal, name: str, protocol: str) -> TargetConfig:
+        target = self.cfg.targets.get(name)
+        if target is None or target.kind != protocol:
+            allowed = self.targets_for(principal, protocol)
+            raise UnknownTargetError(
+                f'wardgate: target "{name}" does not exist; targets you may use: '
+                + (", ".join(allowed) if allowed else "(none)")
+            )
+        return target
+
+    def authorize_connect(self, principal: Principal, name: str) -> None:
+        """Raises AuthorizationError when policy grants no access. Default: allow (no policy)."""
+        del principal, name
+
+    def gate_for(self, live: LiveSession) -> StatementGate:
+        return AllowAllGate()
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def session_started(self, live: LiveSession) -> None:
+        self.live.add(live)
+        metrics.SESSIONS_ACTIVE.labels(live.protocol).inc()
+        self.ledger.started(live)
+
+    def session_ended(self, live: LiveSession, reason: str, detail: str | None) -> None:
+        self.live.remove(live)
+        metrics.SESSIONS_ACTIVE.labels(live.protocol).dec()
+        metrics.SESSIONS_TOTAL.labels(live.protocol, reason).inc()
+        metrics.BYTES.labels(live.protocol, "from_client").inc(live.bytes_from_client)
+        metrics.BYTES.labels(live.protocol, "to_client").inc(live.bytes_to_client)
+        self.ledger.ended(live, reason, detail, inserted=True)
+
+    def session_failed(self, live: LiveSession, reason: str, detail: str | None) -> None:
+        metrics.SESSIONS_TOTAL.labels(live.protocol, reason).inc()
+        self.ledger.ended(live, reason, detail, inserted=False)
+
+    def kill(self, session_id: str, why: str) -> bool:
+        live = self.live.sessions.get(session_id)
+        if live is None or live.terminate is None:
+            return False
+        live.terminate("killed", why)
+        return True
+
+    async def aclose(self) -> None:
+        for live in list(self.live.sessions.values()):
+            if live.terminate is not None:
+                live.terminate("gateway_shutdown", "the gateway is shutting down")
+        await asyncio.sleep(0)
+        if self.jwt is not None:
+            await self.jwt.aclose()
+        self.ledger.close()
+        self.engine.dispose()

@@ -1,0 +1,473 @@
+"""The established PostgreSQL session: frames both directions and applies decisions.
+
+Hot path rules: messages nobody needs to look at are forwarded as the bytes they arrived
+in (a whole chunk is written with one ``write`` when nothing in it was changed); only
+Query and Parse are decoded client-side; server-side only headers are read unless a
+result observer (masking, recording) or a pending denial asks for more.
+
+Denials keep PostgreSQL's own semantics. The denied Query/Parse is replaced by a
+statement that fails to parse, carrying a unique marker; the server then does exactly
+what it does for any error (aborts the transaction, skips to Sync, sends ReadyForQuery
+with the right status) and the gateway swaps that ErrorResponse for its own 42501. No
+response is ever injected out of order, however deep the client's pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from wardgate.pipeline.hooks import ApprovalOutcome, StatementGate, StatementPath, Verdict
+from wardgate.proto.pg import messages as m
+
+if TYPE_CHECKING:
+    from wardgate.server.live import LiveSession
+
+log = logging.getLogger("wardgate.pg")
+
+_Q = ord("Q")
+_P = ord("P")
+_X = ord("X")
+_EXECUTE = ord("E")
+_SYNC = ord("S")
+_ERROR = ord("E")
+_READY = ord("Z")
+_DATAROW = ord("D")
+_ROWDESC = ord("T")
+_COMPLETE = ord("C")
+
+_MARKER_PREFIX = "wardgate_denied_"
+_marker_ids = itertools.count(1)
+
+
+class ResultObserver(Protocol):
+    """Masking and recording see results through this; return bytes to replace a message."""
+
+    def on_row_description(self, msg: bytes) -> None: ...
+
+    def on_data_row(self, msg: bytes) -> bytes | None: ...
+
+    def on_command_complete(self, msg: bytes) -> None: ...
+
+    def on_error(self, fields: dict[str, str]) -> None: ...
+
+    def on_ready(self, status: int) -> None: ...
+
+
+class _Side(asyncio.Protocol):
+    """One socket of the pair; hands bytes to the relay and propagates backpressure."""
+
+    def __init__(self, relay: PgRelay, is_client: bool) -> None:
+        self.relay = relay
+        self.is_client = is_client
+        self.data_received = relay.client_data if is_client else relay.upstream_data  # type: ignore[method-assign]
+
+    def data_received(self, data: bytes) -> None:  # replaced per instance in __init__
+        raise NotImplementedError
+
+    def eof_received(self) -> bool | None:
+        self.relay.peer_eof(self.is_client)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.relay.peer_lost(self.is_client, exc)
+
+    def pause_writing(self) -> None:
+        self.relay.backpressure(self.is_client, True)
+
+    def resume_writing(self) -> None:
+        self.relay.backpressure(self.is_client, False)
+
+
+class PgRelay:
+    def __init__(
+        self,
+        live: LiveSession,
+        client: asyncio.Transport,
+        upstream: asyncio.Transport,
+        gate: StatementGate,
+        *,
+        max_message_bytes: int,
+        max_statement_bytes: int,
+        on_closed: Callable[[PgRelay], None],
+    ) -> None:
+        self.live = live
+        self.client = client
+        self.upstream = upstream
+        self.gate = gate
+        self.max_message = max_message_bytes
+        self.max_statement = max_statement_bytes
+        self._on_closed = on_closed
+        self.observer: ResultObserver | None = None
+        # client -> upstream framing
+        self._cbuf = b""
+        self._cskip = 0
+        self._held = False
+        self._backlog = bytearray()
+        self._hold_task: asyncio.Task[None] | None = None
+        # upstream -> client framing
+        self._sbuf = b""
+        self._sskip = 0
+        self._replacements: OrderedDict[bytes, bytes] = OrderedDict()
+        self._client_read_pauses: set[str] = set()
+        self.txn_status = ord("I")
+        self.closed = False
+        self.end_reason: str | None = None
+        self.end_detail: str | None = None
+        self.client_side = _Side(self, True)
+        self.upstream_side = _Side(self, False)
+
+    def start(self, client_leftover: bytes, upstream_leftover: bytes) -> None:
+        self.client.set_protocol(self.client_side)
+        self.upstream.set_protocol(self.upstream_side)
+        if upstream_leftover:
+            self.upstream_data(upstream_leftover)
+        if client_leftover:
+            self.client_data(client_leftover)
+        self.client.resume_reading()
+        self.upstream.resume_reading()
+
+    # ================================================================ client -> upstream
+    def client_data(self, data: bytes) -> None:
+        live = self.live
+        live.bytes_from_client += len(data)
+        if self._held:
+            self._backlog += data
+            if len(self._backlog) > self.max_message:
+                self._pause_client("backlog")
+            return
+        self._process_client(data)
+
+    def _process_client(self, data: bytes) -> None:
+        if self._cbuf:
+            data = self._cbuf + data
+            self._cbuf = b""
+        n = len(data)
+        pos = 0
+        skip = self._cskip
+        if skip:
+            if skip >= n:
+                self._cskip = skip - n
+                self.upstream.write(data)
+                return
+            pos = skip
+            self._cskip = 0
+        start = 0
+        while pos < n:
+            if n - pos < 5:
+                break
+            kind = data[pos]
+            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            end = pos + 1 + length
+            if kind == _Q or kind == _P:
+                if length < 5 or length > self.max_statement:
+                    self._violation(
+                        f"{chr(kind)} message of {length} bytes exceeds "
+                        f"limits.max_statement_bytes ({self.max_statement})"
+                        if length > 5
+                        else f"malformed {chr(kind)} message"
+                    )
+                    return
+                if end > n:
+                    break
+                if start < pos:
+                    self.upstream.write(data[start:pos])
+                start = end
+                if self._on_statement(kind, data[pos:end]):
+                    self._backlog += data[end:]
+                    return
+                pos = end
+                continue
+            if length < 4 or length > self.max_message:
+                self._violation(
+                    f"client message {chr(kind)!r} has invalid length {length} "
+                    f"(limits.max_message_bytes is {self.max_message})"
+                )
+                return
+            if kind == _EXECUTE:
+                self.live.statements += 1
+            elif kind == _X:
+                self.end_reason = self.end_reason or "client_terminate"
+            if end > n:
+                self._cskip = end - n
+                pos = n
+                break
+            pos = end
+        if start < pos:
+            self.upstream.write(data[start:pos] if start or pos != n else data)
+        if pos < n:
+            self._cbuf = data[pos:]
+
+    def _on_statement(self, kind: int, msg: bytes) -> bool:
+        """Judge one Query/Parse message. Returns True when the session is now held."""
+        path: StatementPath
+        name = ""
+        try:
+            if kind == _Q:
+                path = "simple"
+                sql = msg[5:-1].decode()
+                self.live.statements += 1
+            else:
+                path = "extended"
+                nul = msg.index(b"\x00", 5)
+                name = msg[5:nul].decode()
+                qend = msg.index(b"\x00", nul + 1)
+                sql = msg[nul + 1 : qend].decode()
+        except (UnicodeDecodeError, ValueError):
+            # Fail closed: what we cannot read, we do not run.
+            self._deny(
+                kind,
+                msg,
+                Verdict(
+                    "deny",
+                    rule="undecodable",
+                    reason="statement is not valid UTF-8; wardgate requires client_encoding UTF8",
+                    sqlstate="22021",
+                ),
+            )
+            return False
+        verdict = self.gate.judge(sql, path)
+        if verdict.kind == "allow":
+            if name:
+                self.gate.statement_name_prepared(name, sql)
+            self.upstream.write(msg)
+            return False
+        if verdict.kind == "deny":
+            self._deny(kind, msg, verdict)
+            return False
+        self._hold(kind, msg, sql, name, verdict)
+        return True
+
+    def _deny(self, kind: int, msg: bytes, verdict: Verdict) -> None:
+        marker = f"{_MARKER_PREFIX}{next(_marker_ids)}"
+        hint = (
+            "ask for a role that grants this, or for approval"
+            if verdict.kind == "deny" and verdict.sqlstate == "42501"
+            else None
+        )
+        text = f"wardgate: statement denied by {verdict.rule}: {verdict.reason}"
+        self._replacements[marker.encode()] = m.error_response(verdict.sqlstate, text, hint=hint)
+        while len(self._replacements) > 4096:
+            self._replacements.popitem(last=False)
+        if kind == _Q:
+            self.upstream.write(m.query(marker))
+        else:
+            nul = msg.index(b"\x00", 5)
+            name = msg[5 : nul + 1]
+            self.upstream.write(m.message(b"P", name + marker.encode() + b"\x00" + b"\x00\x00"))
+
+    # ---------------------------------------------------------------- approval hold
+    def _hold(self, kind: int, msg: bytes, sql: str, name: str, verdict: Verdict) -> None:
+        self._held = True
+        self._pause_client("held")
+
+        def notify(text: str) -> None:
+            if not self.closed:
+                self.client.write(m.notice_response(text))
+
+        async def wait() -> None:
+            try:
+                outcome = await self.gate.request_approval(sql, verdict, notify)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # fail closed on any approval-service failure
+                log.exception("approval failed")
+                outcome = ApprovalOutcome(False, "", reason=f"approval service error: {e}")
+            if self.closed:
+                return
+            if outcome.approved:
+                if name:
+                    self.gate.statement_name_prepared(name, sql)
+                self.upstream.write(msg)
+            else:
+                self._deny(
+                    kind,
+                    msg,
+                    Verdict(
+                        "deny",
+                        rule=verdict.rule,
+                        reason=(
+                            f"approval {outcome.request_id} was not granted"
+                            + (f" by {outcome.by}" if outcome.by else "")
+                            + (f": {outcome.reason}" if outcome.reason else "")
+                        ),
+                    ),
+                )
+            self._held = False
+            backlog = bytes(self._backlog)
+            self._backlog.clear()
+            self._resume_client("held")
+            self._resume_client("backlog")
+            if backlog:
+                self._process_client(backlog)
+
+        self._hold_task = asyncio.get_running_loop().create_task(wait())
+
+    # ================================================================ upstream -> client
+    def upstream_data(self, data: bytes) -> None:
+        self.live.bytes_to_client += len(data)
+        if self._sbuf:
+            data = self._sbuf + data
+            self._sbuf = b""
+        n = len(data)
+        pos = 0
+        skip = self._sskip
+        if skip:
+            if skip >= n:
+                self._sskip = skip - n
+                self.client.write(data)
+                return
+            pos = skip
+            self._sskip = 0
+        observer = self.observer
+        replacing = bool(self._replacements)
+        start = 0
+        out: list[bytes] | None = None
+        while pos < n:
+            if n - pos < 5:
+                break
+            kind = data[pos]
+            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            end = pos + 1 + length
+            if kind == _READY:
+                if end > n:
+                    break
+                self.txn_status = data[pos + 5]
+                if observer is not None:
+                    observer.on_ready(self.txn_status)
+                pos = end
+                continue
+            if kind == _ERROR and (replacing or observer is not None):
+                if end > n:
+                    break
+                msg = data[pos:end]
+                replacement = self._error_replacement(msg) if replacing else None
+                if observer is not None:
+                    observer.on_error(m.parse_error_fields(replacement[5:] if replacement else msg[5:]))
+                if replacement is not None:
+                    if out is None:
+                        out = []
+                    out.append(data[start:pos])
+                    out.append(replacement)
+                    start = end
+                pos = end
+                continue
+            if observer is not None and kind in (_DATAROW, _ROWDESC, _COMPLETE):
+                if end > n:
+                    break
+                msg = data[pos:end]
+                if kind == _DATAROW:
+                    new = observer.on_data_row(msg)
+                    if new is not None:
+                        if out is None:
+                            out = []
+                        out.append(data[start:pos])
+                        out.append(new)
+                        start = end
+                elif kind == _ROWDESC:
+                    observer.on_row_description(msg)
+                else:
+                    observer.on_command_complete(msg)
+                pos = end
+                continue
+            if length < 4:
+                self._upstream_violation(f"target sent a message with invalid length {length}")
+                return
+            if end > n:
+                self._sskip = end - n
+                pos = n
+                break
+            pos = end
+        if out is None:
+            if start < pos:
+                self.client.write(data if pos == n and start == 0 else data[start:pos])
+        else:
+            out.append(data[start:pos])
+            self.client.write(b"".join(out))
+        if pos < n:
+            self._sbuf = data[pos:]
+
+    def _error_replacement(self, msg: bytes) -> bytes | None:
+        idx = msg.find(_MARKER_PREFIX.encode())
+        if idx < 0:
+            return None
+        end = idx + len(_MARKER_PREFIX)
+        while end < len(msg) and 48 <= msg[end] <= 57:
+            end += 1
+        return self._replacements.pop(msg[idx:end], None)
+
+    # ================================================================ lifecycle
+    def _pause_client(self, why: str) -> None:
+        if not self._client_read_pauses and not self.closed:
+            self.client.pause_reading()
+        self._client_read_pauses.add(why)
+
+    def _resume_client(self, why: str) -> None:
+        self._client_read_pauses.discard(why)
+        if not self._client_read_pauses and not self.closed:
+            self.client.resume_reading()
+
+    def backpressure(self, is_client: bool, paused: bool) -> None:
+        if is_client:  # the client cannot keep up: stop reading the target
+            if not self.closed:
+                (self.upstream.pause_reading if paused else self.upstream.resume_reading)()
+        elif paused:
+            self._pause_client("upstream-full")
+        else:
+            self._resume_client("upstream-full")
+
+    def _violation(self, text: str) -> None:
+        log.warning("session %s: protocol violation from client: %s", self.live.id, text)
+        self.client.write(m.error_response("08P01", f"wardgate: {text}", severity="FATAL"))
+        self.close("protocol_error", text)
+
+    def _upstream_violation(self, text: str) -> None:
+        log.error("session %s: protocol violation from target: %s", self.live.id, text)
+        self.client.write(m.error_response("08P01", f"wardgate: {text}", severity="FATAL"))
+        self.close("target_protocol_error", text)
+
+    def terminate(self, reason: str, text: str, sqlstate: str = "57P01") -> None:
+        """End the session from the gateway side (admin kill, revocation, timeout)."""
+        if self.closed:
+            return
+        self.client.write(m.error_response(sqlstate, f"wardgate: {text}", severity="FATAL"))
+        self.close(reason, text)
+
+    def peer_eof(self, is_client: bool) -> None:
+        self.close("client_eof" if is_client else "target_closed")
+
+    def peer_lost(self, is_client: bool, exc: Exception | None) -> None:
+        if is_client:
+            self.close(self.end_reason or ("client_eof" if exc is None else "client_error"))
+        else:
+            if not self.closed and self.end_reason is None:
+                with contextlib.suppress(Exception):
+                    self.client.write(
+                        m.error_response(
+                            "57P01" if exc is None else "08006",
+                            "wardgate: the target closed the connection",
+                            severity="FATAL",
+                        )
+                    )
+            self.close(self.end_reason or "target_closed")
+
+    def close(self, reason: str, detail: str | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.end_reason = self.end_reason or reason
+        self.end_detail = detail
+        if self._hold_task is not None and not self._hold_task.done():
+            self.gate.cancel_approval()
+            self._hold_task.cancel()
+        self.live.ended_mono = time.monotonic()
+        for t in (self.client, self.upstream):
+            if not t.is_closing():
+                t.close()
+        self._on_closed(self)

@@ -1,0 +1,89 @@
+"""``wardgate serve``: listeners and the REST API on one event loop (uvloop when present)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+from wardgate.config import GatewayConfig
+from wardgate.server.gateway import Gateway
+from wardgate.server.pg_frontend import PgFrontend
+
+log = logging.getLogger("wardgate")
+
+
+def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = True) -> None:
+    gw = Gateway(cfg)
+    loop = asyncio.get_running_loop()
+    servers: list[asyncio.Server] = []
+    pg = cfg.listen.address("postgres")
+    if pg is not None:
+        sock = _listen_socket(pg[0], pg[1], reuse_port)
+        srv = await loop.create_server(lambda: PgFrontend(gw), sock=sock)
+        servers.append(srv)
+        log.info("postgres listener on %s:%d", *pg)
+    mysql = cfg.listen.address("mysql")
+    if mysql is not None:
+        try:
+            from wardgate.server.mysql_frontend import MySqlFrontend
+        except ImportError:
+            MySqlFrontend = None  # noqa: N806
+        if MySqlFrontend is not None:
+            sock = _listen_socket(mysql[0], mysql[1], reuse_port)
+            servers.append(await loop.create_server(lambda: MySqlFrontend(gw), sock=sock))
+            log.info("mysql listener on %s:%d", *mysql)
+    api_server = None
+    api_task = None
+    addr = cfg.listen.address("api")
+    if api and addr is not None:
+        import uvicorn
+
+        from wardgate.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(gw), host=addr[0], port=addr[1], log_level="warning", lifespan="off"
+        )
+        api_server = uvicorn.Server(config)
+        api_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        api_sock = _listen_socket(addr[0], addr[1], reuse_port)
+        api_task = loop.create_task(api_server.serve(sockets=[api_sock]))
+        log.info("REST API on http://%s:%d (OpenAPI at /docs)", *addr)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print("wardgate ready", flush=True)  # noqa: T201 - readiness line scripts wait for
+    await stop.wait()
+    log.info("shutting down")
+    for srv in servers:
+        srv.close()
+    if api_server is not None:
+        api_server.should_exit = True
+        if api_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(api_task, 5)
+    await gw.aclose()
+
+
+def run(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = True) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(serve(cfg, reuse_port=reuse_port, api=api))
+    except ImportError:  # pragma: no cover - uvloop is a hard dependency on Linux
+        asyncio.run(serve(cfg, reuse_port=reuse_port, api=api))
