@@ -1,6 +1,6 @@
 """Developer tool: autogenerate the next Alembic migration from the models.
 
-    .venv/bin/python scripts/make_migration.py 0002 "approvals"
+.venv/bin/python scripts/make_migration.py 0002 "approvals"
 """
 
 from __future__ import annotations

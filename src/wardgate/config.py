@@ -157,7 +157,9 @@ class GatewayConfig(_Strict):
         """Relative paths in the file mean relative to the file, not to the caller's cwd."""
 
         def fix(p: Path | None) -> Path | None:
-            return None if p is None or p.is_absolute() else (base / p).resolve()
+            if p is None or p.is_absolute():
+                return p
+            return (base / p).resolve()
 
         self.state.directory = fix(self.state.directory) or self.state.directory
         self.tls.cert_file = fix(self.tls.cert_file)
@@ -190,7 +192,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
 
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 

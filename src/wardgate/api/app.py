@@ -4,12 +4,10 @@ Every ``/api/v1`` call needs ``Authorization: Bearer <wardgate token or JWT>``; 
 tokens and killing sessions needs a group listed in ``api.admin_groups``.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -72,6 +70,34 @@ def session_row(r: SessionRecord) -> dict[str, Any]:
     }
 
 
+async def caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The authenticated API caller: a wardgate token or a JWT as a bearer token."""
+    gw: Gateway = request.app.state.gateway
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "send Authorization: Bearer <wardgate token or JWT>")
+    try:
+        return await gw.identify(authorization[7:].strip())
+    except AuthenticationError:
+        raise HTTPException(401, "invalid, expired or revoked credential") from None
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+async def admin(request: Request, p: Caller) -> Principal:
+    groups = frozenset(request.app.state.gateway.cfg.api.admin_groups)
+    if not p.groups & groups:
+        raise HTTPException(
+            403, f"this call needs membership in one of: {', '.join(sorted(groups))}"
+        )
+    return p
+
+
+Admin = Annotated[Principal, Depends(admin)]
+
+
 def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(
         title="wardgate",
@@ -80,24 +106,6 @@ def create_app(gw: Gateway) -> FastAPI:
     )
     app.state.gateway = gw
     admin_groups = frozenset(gw.cfg.api.admin_groups)
-
-    async def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise HTTPException(401, "send Authorization: Bearer <wardgate token or JWT>")
-        try:
-            return await gw.identify(authorization[7:].strip())
-        except AuthenticationError:
-            raise HTTPException(401, "invalid, expired or revoked credential") from None
-
-    async def admin(p: Annotated[Principal, Depends(caller)]) -> Principal:
-        if not p.groups & admin_groups:
-            raise HTTPException(
-                403, f"this call needs membership in one of: {', '.join(sorted(admin_groups))}"
-            )
-        return p
-
-    app.state.caller = caller
-    app.state.admin = admin
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:
@@ -108,7 +116,7 @@ def create_app(gw: Gateway) -> FastAPI:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/api/v1/tokens", tags=["tokens"], response_model=TokenOut)
-    def create_token(body: TokenCreate, _: Annotated[Principal, Depends(admin)]) -> TokenOut:
+    def create_token(body: TokenCreate, _: Admin) -> TokenOut:
         try:
             issued = gw.tokens.create(
                 body.identity,
@@ -128,9 +136,7 @@ def create_app(gw: Gateway) -> FastAPI:
         )
 
     @app.get("/api/v1/tokens", tags=["tokens"], response_model=list[TokenOut])
-    def list_tokens(
-        _: Annotated[Principal, Depends(admin)], identity: str | None = None, all: bool = False
-    ) -> list[TokenOut]:
+    def list_tokens(_: Admin, identity: str | None = None, all: bool = False) -> list[TokenOut]:
         return [
             TokenOut(
                 id=t.id,
@@ -140,19 +146,17 @@ def create_app(gw: Gateway) -> FastAPI:
                 expires_at=t.expires_at,
                 status=t.status,
             )
-            for t in gw.tokens.list(identity, include_inactive=all)
+            for t in gw.tokens.list_tokens(identity, include_inactive=all)
         ]
 
     @app.delete("/api/v1/tokens/{token_id}", tags=["tokens"])
-    def revoke_token(token_id: str, _: Annotated[Principal, Depends(admin)]) -> dict[str, str]:
+    def revoke_token(token_id: str, _: Admin) -> dict[str, str]:
         if not gw.tokens.revoke(token_id):
             raise HTTPException(404, f"no token {token_id}")
         return {"id": token_id, "status": "revoked"}
 
     @app.get("/api/v1/sessions", tags=["sessions"])
-    def list_sessions(
-        p: Annotated[Principal, Depends(caller)], live: bool = False, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    def list_sessions(p: Caller, live: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         is_admin = bool(p.groups & admin_groups)
         if live:
             return [
@@ -161,13 +165,17 @@ def create_app(gw: Gateway) -> FastAPI:
                 if is_admin or (s.principal is not None and s.principal.name == p.name)
             ]
         with gw.db() as db:
-            q = select(SessionRecord).order_by(SessionRecord.started_at.desc()).limit(min(limit, 1000))
+            q = (
+                select(SessionRecord)
+                .order_by(SessionRecord.started_at.desc())
+                .limit(min(limit, 1000))
+            )
             if not is_admin:
                 q = q.where(SessionRecord.principal == p.name)
             return [session_row(r) for r in db.scalars(q)]
 
     @app.get("/api/v1/sessions/{session_id}", tags=["sessions"])
-    def get_session(session_id: str, p: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
+    def get_session(session_id: str, p: Caller) -> dict[str, Any]:
         with gw.db() as db:
             r = db.get(SessionRecord, session_id)
             if r is None or (not p.groups & admin_groups and r.principal != p.name):
@@ -175,9 +183,7 @@ def create_app(gw: Gateway) -> FastAPI:
             return session_row(r)
 
     @app.post("/api/v1/sessions/{session_id}/kill", tags=["sessions"])
-    def kill_session(
-        session_id: str, body: KillRequest, p: Annotated[Principal, Depends(admin)]
-    ) -> dict[str, str]:
+    def kill_session(session_id: str, body: KillRequest, p: Admin) -> dict[str, str]:
         if not gw.kill(session_id, f"session killed by {p.name}: {body.reason}"):
             raise HTTPException(404, f"no live session {session_id} on this node")
         return {"id": session_id, "status": "killed"}

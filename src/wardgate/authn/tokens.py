@@ -22,7 +22,7 @@ from wardgate.core.errors import AuthenticationError, WardgateError
 from wardgate.core.model import Principal
 from wardgate.storage.models import ApiToken, Identity
 
-TOKEN_PREFIX = "wg_"
+TOKEN_PREFIX = "wg_"  # noqa: S105 - a prefix, not a secret
 _ID_LEN = 12
 
 
@@ -138,7 +138,9 @@ class TokenService:
         self._cache.clear()
         return True
 
-    def list(self, identity: str | None = None, *, include_inactive: bool = False) -> list[TokenInfo]:
+    def list_tokens(
+        self, identity: str | None = None, *, include_inactive: bool = False
+    ) -> list[TokenInfo]:
         with self._sessions() as db:
             q = select(ApiToken).order_by(ApiToken.created_at)
             if identity:
@@ -232,5 +234,7 @@ class TokenService:
                 return f"identity {principal.name} was disabled"
             lost = principal.groups - frozenset(ident.groups)
             if lost:
-                return f"identity {principal.name} was removed from group(s) {', '.join(sorted(lost))}"
+                return (
+                    f"identity {principal.name} was removed from group(s) {', '.join(sorted(lost))}"
+                )
         return None

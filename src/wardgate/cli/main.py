@@ -64,7 +64,9 @@ def cli(ctx: click.Context, config: str, log_level: str) -> None:
 
 
 @cli.command()
-@click.option("--workers", default=1, show_default=True, help="Processes sharing the ports (SO_REUSEPORT).")
+@click.option(
+    "--workers", default=1, show_default=True, help="Processes sharing the ports (SO_REUSEPORT)."
+)
 @pass_ctx
 def serve(c: Context, workers: int) -> None:
     """Run the gateway: PostgreSQL/MySQL listeners and the REST API."""
@@ -127,11 +129,17 @@ def _tokens(c: Context) -> Any:
 
 @token.command("create")
 @click.argument("identity")
-@click.option("--group", "-g", "groups", multiple=True, help="Group the token carries (repeatable).")
-@click.option("--ttl", default=None, help="Lifetime, e.g. 15m, 1h, 7d (default: identity.tokens.default_ttl).")
+@click.option(
+    "--group", "-g", "groups", multiple=True, help="Group the token carries (repeatable)."
+)
+@click.option(
+    "--ttl", default=None, help="Lifetime, e.g. 15m, 1h, 7d (default: identity.tokens.default_ttl)."
+)
 @click.option("--description", default="")
 @pass_ctx
-def token_create(c: Context, identity: str, groups: tuple[str, ...], ttl: str | None, description: str) -> None:
+def token_create(
+    c: Context, identity: str, groups: tuple[str, ...], ttl: str | None, description: str
+) -> None:
     """Create IDENTITY if needed and print a new token (and nothing else) on stdout."""
     try:
         tok_cfg = c.cfg.identity.tokens
@@ -160,7 +168,7 @@ def token_create(c: Context, identity: str, groups: tuple[str, ...], ttl: str | 
 @pass_ctx
 def token_list(c: Context, identity: str | None, include_all: bool, as_json: bool) -> None:
     """List tokens (never their secrets)."""
-    rows = _tokens(c).list(identity, include_inactive=include_all)
+    rows = _tokens(c).list_tokens(identity, include_inactive=include_all)
     if as_json:
         click.echo(
             json.dumps(
@@ -245,7 +253,9 @@ def sessions_list(c: Context, limit: int, as_json: bool) -> None:
     with c.db()() as db:
         rows = [
             session_row(r)
-            for r in db.scalars(select(SessionRecord).order_by(SessionRecord.started_at.desc()).limit(limit))
+            for r in db.scalars(
+                select(SessionRecord).order_by(SessionRecord.started_at.desc()).limit(limit)
+            )
         ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -253,7 +263,8 @@ def sessions_list(c: Context, limit: int, as_json: bool) -> None:
     click.echo(f"{'ID':<26}{'WHO':<16}{'TARGET':<14}{'FROM':<22}{'STMTS':>6}  {'STARTED':<26}END")
     for r in rows:
         click.echo(
-            f"{r['id']:<26}{r['principal'] or '-':<16}{r['target'] or '-':<14}{r['client_addr']:<22}"
+            f"{r['id']:<26}{r['principal'] or '-':<16}{r['target'] or '-':<14}"
+            f"{r['client_addr']:<22}"
             f"{r['statements']:>6}  {(r['started_at'] or '')[:25]:<26}{r['end_reason'] or 'live'}"
         )
 

@@ -20,7 +20,8 @@ class Credential:
     password: str | None
 
     def __repr__(self) -> str:  # never print the secret, even by accident
-        return f"Credential(username={self.username!r}, password=<{'set' if self.password else 'none'}>)"
+        state = "set" if self.password else "none"
+        return f"Credential(username={self.username!r}, password=<{state}>)"
 
 
 def resolve_credential(target: str, cfg: CredentialConfig) -> Credential:

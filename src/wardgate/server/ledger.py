@@ -94,9 +94,11 @@ class SessionLedger:
             target=s.target,
         )
         if inserted:
-            self._queue.put(
-                lambda db: db.execute(update(SessionRecord).where(SessionRecord.id == s.id).values(**values))
-            )
+
+            def complete(db: Session) -> None:
+                db.execute(update(SessionRecord).where(SessionRecord.id == s.id).values(**values))
+
+            self._queue.put(complete)
         else:
             # Sessions that failed before they were established still leave a row.
             row = dict(

@@ -7,7 +7,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 SESSIONS_TOTAL = Counter(
-    "wardgate_sessions_total", "Client sessions by protocol and outcome", ["protocol", "outcome"],
+    "wardgate_sessions_total",
+    "Client sessions by protocol and outcome",
+    ["protocol", "outcome"],
     registry=REGISTRY,
 )
 SESSIONS_ACTIVE = Gauge(
@@ -20,6 +22,8 @@ BYTES = Counter(
     "wardgate_bytes_total", "Bytes relayed", ["protocol", "direction"], registry=REGISTRY
 )
 STATEMENTS = Counter(
-    "wardgate_statements_total", "Statements seen by verdict", ["protocol", "verdict"],
+    "wardgate_statements_total",
+    "Statements seen by verdict",
+    ["protocol", "verdict"],
     registry=REGISTRY,
 )

@@ -55,10 +55,7 @@ def _check_options(value: str) -> None:
         if w == "-c" and i + 1 < len(words):
             setting = words[i + 1]
             i += 2
-        elif w.startswith("-c"):
-            setting = w[2:]
-            i += 1
-        elif w.startswith("--"):
+        elif w.startswith("-c") or w.startswith("--"):
             setting = w[2:]
             i += 1
         else:
@@ -95,7 +92,9 @@ class PgFrontend(HandshakeStream):
         assert self.live is not None and self.transport is not None
         live = self.live
         try:
-            await asyncio.wait_for(self._handshake(live), timeout=self.gw.cfg.limits.startup_timeout)
+            await asyncio.wait_for(
+                self._handshake(live), timeout=self.gw.cfg.limits.startup_timeout
+            )
         except TimeoutError:
             self._fatal("08P01", "wardgate: startup timed out")
             self.gw.session_failed(live, "startup_timeout", None)
@@ -165,11 +164,16 @@ class PgFrontend(HandshakeStream):
             raise ProtocolViolationError("no user name in the startup packet")
         database = params.get("database") or user
         if gw.cfg.tls.require and not self.tls:
-            raise AuthenticationError("client did not use TLS; the gateway requires it (sslmode=require)")
-        if "replication" in params and params["replication"].lower() not in ("false", "off", "no", "0"):
-            raise AuthorizationError(
-                "replication connections are not supported through wardgate"
+            raise AuthenticationError(
+                "client did not use TLS; the gateway requires it (sslmode=require)"
             )
+        if "replication" in params and params["replication"].lower() not in (
+            "false",
+            "off",
+            "no",
+            "0",
+        ):
+            raise AuthorizationError("replication connections are not supported through wardgate")
         # Ask for the token. Cleartext over TLS is how a bearer token must travel.
         self.transport.write(m.auth_cleartext_request())
         kind, payload = await self.read_message(_MAX_PASSWORD_MESSAGE)
@@ -185,15 +189,31 @@ class PgFrontend(HandshakeStream):
         target = gw.resolve_target(principal, database, "postgres")
         live.target = database
         gw.authorize_connect(principal, database)
-        forwarded = {k: v for k, v in params.items() if k not in _DROPPED_PARAMS and k != "replication"}
+        forwarded = {
+            k: v for k, v in params.items() if k not in _DROPPED_PARAMS and k != "replication"
+        }
         if "options" in forwarded:
             _check_options(forwarded["options"])
         credential = resolve_credential(database, target.credential)
         up = await connect_upstream(database, target, credential, forwarded)
+        log.info(
+            "session %s: %s -> target %s (upstream auth %s, upstream tls %s, client tls %s)",
+            live.id,
+            principal.name,
+            database,
+            up.auth_method,
+            up.tls,
+            self.tls,
+        )
         assert self.transport is not None
         pid, secret_key = gw.live.assign_cancel_key(live)
         live.upstream_key = (target.host, target.effective_port, up.backend_pid, up.backend_secret)
-        out = [m.AUTH_OK, *up.status_messages, m.backend_key_data(pid, secret_key), m.ready_for_query(up.txn_status)]
+        out = [
+            m.AUTH_OK,
+            *up.status_messages,
+            m.backend_key_data(pid, secret_key),
+            m.ready_for_query(up.txn_status),
+        ]
         self.transport.write(b"".join(out))
         gate = gw.gate_for(live)
         limits = gw.cfg.limits
@@ -210,7 +230,7 @@ class PgFrontend(HandshakeStream):
             max_statement_bytes=limits.max_statement_bytes,
             on_closed=closed,
         )
-        live.terminate = lambda reason, text: relay.terminate(reason, text)
+        live.terminate = relay.terminate
         gw.session_started(live)
         self.relay = relay
         relay.start(self.take_buffer(), up.stream.take_buffer())
@@ -222,7 +242,7 @@ class PgFrontend(HandshakeStream):
         loop = asyncio.get_running_loop()
         new = await loop.start_tls(self.transport, self, ctx, server_side=True)
         assert new is not None
-        self.transport = new  # type: ignore[assignment]
+        self.transport = new
         self.tls = True
 
     async def _cancel(self, pid: int, secret: int) -> None:

@@ -165,7 +165,7 @@ class PgRelay:
             kind = data[pos]
             length = int.from_bytes(data[pos + 1 : pos + 5], "big")
             end = pos + 1 + length
-            if kind == _Q or kind == _P:
+            if kind in (_Q, _P):
                 if length < 5 or length > self.max_statement:
                     self._violation(
                         f"{chr(kind)} message of {length} bytes exceeds "
@@ -349,7 +349,9 @@ class PgRelay:
                 msg = data[pos:end]
                 replacement = self._error_replacement(msg) if replacing else None
                 if observer is not None:
-                    observer.on_error(m.parse_error_fields(replacement[5:] if replacement else msg[5:]))
+                    observer.on_error(
+                        m.parse_error_fields(replacement[5:] if replacement else msg[5:])
+                    )
                 if replacement is not None:
                     if out is None:
                         out = []

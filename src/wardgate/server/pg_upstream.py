@@ -58,7 +58,9 @@ async def connect_upstream(
     host, port = target.host, target.effective_port
     try:
         transport, stream = await asyncio.wait_for(
-            loop.create_connection(lambda: HandshakeStream(max_buffer=_MAX_HANDSHAKE_MESSAGE), host, port),
+            loop.create_connection(
+                lambda: HandshakeStream(max_buffer=_MAX_HANDSHAKE_MESSAGE), host, port
+            ),
             timeout=target.connect_timeout,
         )
     except (OSError, TimeoutError) as e:
@@ -101,14 +103,17 @@ async def _handshake(
             server_name = target.tls.server_name or target.host
             try:
                 new = await loop.start_tls(
-                    transport, stream, ctx, server_hostname=server_name if ctx.check_hostname else None
+                    transport,
+                    stream,
+                    ctx,
+                    server_hostname=server_name if ctx.check_hostname else None,
                 )
             except (ssl.SSLError, OSError) as e:
                 raise TargetUnavailableError(
                     f"wardgate could not establish TLS with target {name!r} (sslmode={mode}): {e}"
                 ) from None
             assert new is not None
-            transport = new  # type: ignore[assignment]
+            transport = new
             stream.transport = transport
             ssl_object = transport.get_extra_info("ssl_object")
             tls = True
@@ -156,7 +161,8 @@ async def _handshake(
                     f"targets.{name}.credential"
                 )
             raise TargetUnavailableError(
-                f"target {name!r} refused the gateway's session: {fields.get('M', 'unknown error')} "
+                f"target {name!r} refused the gateway's session: "
+                f"{fields.get('M', 'unknown error')} "
                 f"(SQLSTATE {code})"
             )
         elif kind in (b"S", b"N"):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import socket
+from collections.abc import Callable
 
 from wardgate.config import GatewayConfig
 from wardgate.server.gateway import Gateway
@@ -27,6 +29,16 @@ def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def _mysql_frontend(gw: Gateway) -> Callable[[], asyncio.Protocol] | None:
+    """The MySQL adapter, when this build has it."""
+    try:
+        module = importlib.import_module("wardgate.server.mysql_frontend")
+    except ImportError:
+        return None
+    cls = module.MySqlFrontend
+    return lambda: cls(gw)
+
+
 async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = True) -> None:
     gw = Gateway(cfg)
     loop = asyncio.get_running_loop()
@@ -39,13 +51,10 @@ async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = Tru
         log.info("postgres listener on %s:%d", *pg)
     mysql = cfg.listen.address("mysql")
     if mysql is not None:
-        try:
-            from wardgate.server.mysql_frontend import MySqlFrontend
-        except ImportError:
-            MySqlFrontend = None  # noqa: N806
-        if MySqlFrontend is not None:
+        factory = _mysql_frontend(gw)
+        if factory is not None:
             sock = _listen_socket(mysql[0], mysql[1], reuse_port)
-            servers.append(await loop.create_server(lambda: MySqlFrontend(gw), sock=sock))
+            servers.append(await loop.create_server(factory, sock=sock))
             log.info("mysql listener on %s:%d", *mysql)
     api_server = None
     api_task = None
@@ -59,7 +68,8 @@ async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = Tru
             create_app(gw), host=addr[0], port=addr[1], log_level="warning", lifespan="off"
         )
         api_server = uvicorn.Server(config)
-        api_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # The gateway owns SIGTERM/SIGINT: it drains sessions before the API stops.
+        api_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         api_sock = _listen_socket(addr[0], addr[1], reuse_port)
         api_task = loop.create_task(api_server.serve(sockets=[api_sock]))
         log.info("REST API on http://%s:%d (OpenAPI at /docs)", *addr)
@@ -67,7 +77,7 @@ async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = Tru
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    print("wardgate ready", flush=True)  # noqa: T201 - readiness line scripts wait for
+    print("wardgate ready", flush=True)
     await stop.wait()
     log.info("shutting down")
     for srv in servers:

@@ -84,7 +84,9 @@ def notice_response(text: str, *, sqlstate: str = "00000", detail: str | None = 
 
 
 def startup_message(params: dict[str, str]) -> bytes:
-    body = _I32.pack(PROTOCOL_3_0) + b"".join(cstr(k) + cstr(v) for k, v in params.items()) + b"\x00"
+    body = (
+        _I32.pack(PROTOCOL_3_0) + b"".join(cstr(k) + cstr(v) for k, v in params.items()) + b"\x00"
+    )
     return _I32.pack(len(body) + 4) + body
 
 
@@ -152,9 +154,7 @@ def parse_startup(body: bytes) -> StartupPacket:
     if len(items) % 2:
         raise ProtocolViolationError("startup packet has a parameter without a value")
     try:
-        params = {
-            items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)
-        }
+        params = {items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)}
     except UnicodeDecodeError as e:
         raise ProtocolViolationError("startup parameters are not valid UTF-8") from e
     return StartupPacket("startup", params=params, protocol=code)

@@ -75,10 +75,14 @@ class UpstreamAuthenticator:
                     "which wardgate supports"
                 )
             try:
-                self._scram = scramp.ScramClient(usable, self._user, password, channel_binding=binding)
+                self._scram = scramp.ScramClient(
+                    usable, self._user, password, channel_binding=binding
+                )
                 first = self._scram.get_client_first()
             except scramp.ScramException as e:
-                raise TargetUnavailableError(f"SCRAM with target {self._target!r} failed: {e}") from e
+                raise TargetUnavailableError(
+                    f"SCRAM with target {self._target!r} failed: {e}"
+                ) from e
             self.method = self._scram.mechanism_name
             return m.sasl_initial_response(self._scram.mechanism_name, first.encode())
         if code == AUTH_SASL_CONTINUE and self._scram is not None:
@@ -86,7 +90,9 @@ class UpstreamAuthenticator:
                 self._scram.set_server_first(payload[4:].decode())
                 return m.password_message(self._scram.get_client_final().encode())
             except scramp.ScramException as e:
-                raise TargetUnavailableError(f"SCRAM with target {self._target!r} failed: {e}") from e
+                raise TargetUnavailableError(
+                    f"SCRAM with target {self._target!r} failed: {e}"
+                ) from e
         if code == AUTH_SASL_FINAL and self._scram is not None:
             try:
                 self._scram.set_server_final(payload[4:].decode())
@@ -98,5 +104,6 @@ class UpstreamAuthenticator:
             return b""
         raise TargetUnavailableError(
             f"target {self._target!r} asks for an authentication method wardgate does not "
-            f"support (AuthenticationRequest code {code}); use trust, password, md5 or scram-sha-256"
+            f"support (AuthenticationRequest code {code}); "
+            "use trust, password, md5 or scram-sha-256"
         )
