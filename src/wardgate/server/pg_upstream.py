@@ -57,12 +57,12 @@ async def connect_upstream(
     loop = asyncio.get_running_loop()
     host, port = target.host, target.effective_port
     try:
-        transport, stream = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: HandshakeStream(max_buffer=_MAX_HANDSHAKE_MESSAGE), host, port
-            ),
-            timeout=target.connect_timeout,
-        )
+        factory = lambda: HandshakeStream(max_buffer=_MAX_HANDSHAKE_MESSAGE)  # noqa: E731
+        if host.startswith("/"):  # a socket directory, as libpq's host= accepts
+            opening = loop.create_unix_connection(factory, f"{host}/.s.PGSQL.{port}")
+        else:
+            opening = loop.create_connection(factory, host, port)
+        transport, stream = await asyncio.wait_for(opening, timeout=target.connect_timeout)
     except (OSError, TimeoutError) as e:
         why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
         raise TargetUnavailableError(
@@ -95,7 +95,7 @@ async def _handshake(
     mode = target.tls.mode
     ssl_object: ssl.SSLObject | None = None
     tls = False
-    if mode not in ("disable", "allow"):
+    if mode not in ("disable", "allow") and not target.host.startswith("/"):
         transport.write(m.ssl_request())
         answer = await stream.read_exactly(1)
         if answer == b"S":
@@ -186,9 +186,13 @@ async def _handshake(
 async def send_cancel(target: TargetConfig, pid: int, secret: int) -> None:
     """Forward a CancelRequest to the target on a fresh connection, as libpq does."""
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(target.host, target.effective_port), timeout=5
-        )
+        if target.host.startswith("/"):
+            opening = asyncio.open_unix_connection(
+                f"{target.host}/.s.PGSQL.{target.effective_port}"
+            )
+        else:
+            opening = asyncio.open_connection(target.host, target.effective_port)
+        _, writer = await asyncio.wait_for(opening, timeout=5)
     except (OSError, TimeoutError):
         return
     writer.write(m.cancel_request(pid, secret))
