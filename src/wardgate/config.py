@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from wardgate.authn.oidc_config import OidcIssuerConfig
 from wardgate.core.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
@@ -125,7 +126,7 @@ class TokenConfig(_Strict):
 
 class IdentityConfig(_Strict):
     tokens: TokenConfig = Field(default_factory=TokenConfig)
-    oidc: list[dict[str, Any]] = Field(default_factory=list)
+    oidc: list[OidcIssuerConfig] = Field(default_factory=list)
 
 
 class StateConfig(_Strict):
@@ -137,6 +138,24 @@ class LimitsConfig(_Strict):
     max_message_bytes: int = 64 * 1024 * 1024
     max_statement_bytes: int = 16 * 1024 * 1024
     startup_timeout: float = 15.0
+
+
+class SessionsConfig(_Strict):
+    """Limits that end sessions which outlive their scope."""
+
+    max_duration: str | None = "12h"
+    idle_timeout: str | None = None
+    check_interval: str = "1s"
+    # End a session when the token/JWT it was opened with expires (Teleport ends
+    # sessions at certificate expiry for the same reason: access must not outlive it).
+    end_on_credential_expiry: bool = True
+
+    @field_validator("max_duration", "idle_timeout", "check_interval")
+    @classmethod
+    def _dur(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
 
 
 class ApiConfig(_Strict):
@@ -151,6 +170,7 @@ class GatewayConfig(_Strict):
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     source_path: Path | None = Field(default=None, exclude=True)
 
     def resolve_paths(self, base: Path) -> None:

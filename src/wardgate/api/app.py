@@ -184,8 +184,8 @@ def create_app(gw: Gateway) -> FastAPI:
 
     @app.post("/api/v1/sessions/{session_id}/kill", tags=["sessions"])
     def kill_session(session_id: str, body: KillRequest, p: Admin) -> dict[str, str]:
-        if not gw.kill(session_id, f"session killed by {p.name}: {body.reason}"):
-            raise HTTPException(404, f"no live session {session_id} on this node")
+        if not gw.request_kill(session_id, p.name, body.reason):
+            raise HTTPException(404, f"no session {session_id}")
         return {"id": session_id, "status": "killed"}
 
     return app

@@ -96,14 +96,14 @@ class JwtVerifier:
         self._clock = clock
         self._http = http
         self._owns_http = http is None
-        self._issuers: dict[str, _IssuerKeys] = {}
+        self._issuers: dict[str, _TrustedIssuer] = {}
         for config in issuers:
             if config.issuer in self._issuers:
                 raise ConfigError(
                     f"identity.oidc lists issuer {config.issuer!r} more than once; "
                     "merge the entries (audience accepts a list)"
                 )
-            self._issuers[config.issuer] = _IssuerKeys(config, self._client, clock)
+            self._issuers[config.issuer] = _TrustedIssuer(config, self._client, clock)
 
     async def verify(self, token: str) -> Principal:
         """Return the Principal the token proves, or raise ``AuthenticationError``.
@@ -227,7 +227,7 @@ class _KeyRing:
         return fitting[0]
 
 
-class _IssuerKeys:
+class _TrustedIssuer:
     """One configured issuer: its key cache, its refresh schedule, and its claim rules."""
 
     def __init__(
@@ -584,7 +584,7 @@ def _b64url_decode(segment: str) -> bytes:
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    value = json.loads(data, cls=_StrictJSONDecoder)
+    value = _STRICT_JSON.decode(data.decode("utf-8"))
     if not isinstance(value, dict):
         raise ValueError("a segment is not a JSON object")
     return value
@@ -614,6 +614,9 @@ class _StrictJSONDecoder(json.JSONDecoder):
         super().__init__(
             parse_constant=_reject_constant, object_pairs_hook=_unique_members, **kwargs
         )
+
+
+_STRICT_JSON: Final = _StrictJSONDecoder()
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:

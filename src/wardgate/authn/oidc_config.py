@@ -7,6 +7,7 @@ here, not in ``jwt.py``, because the config validator and the verifier must agre
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
@@ -54,7 +55,23 @@ def _check_http_url(value: str, setting: str) -> str:
             f"{setting} {value!r} is not an http(s) URL with a host; "
             "give the full URL, e.g. https://idp.example.com/.well-known/jwks.json"
         )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        # Whoever sits on the path to a plain-http JWKS can publish their own keys and
+        # forge any identity. Loopback is allowed for tests and sidecar token services.
+        raise ValueError(
+            f"{setting} {value!r} uses plain http to a non-loopback host; the issuer's keys "
+            "must come over https"
+        )
     return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class OidcIssuerConfig(BaseModel):

@@ -269,6 +269,22 @@ def sessions_list(c: Context, limit: int, as_json: bool) -> None:
         )
 
 
+@sessions.command("kill")
+@click.argument("session_id")
+@click.option("--reason", default="killed by an administrator", show_default=True)
+@click.option("--by", "by", default=None, help="Who asks (default: the OS user).")
+@pass_ctx
+def sessions_kill(c: Context, session_id: str, reason: str, by: str | None) -> None:
+    """End a live session on whichever gateway node holds it (within about a second)."""
+    import getpass
+
+    from wardgate.storage.kills import record_kill_request
+
+    if not record_kill_request(c.db(), session_id, by or f"cli:{getpass.getuser()}", reason):
+        _fail(WardgateError(f"no session {session_id}"))
+    click.echo(f"kill requested for {session_id}", err=True)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

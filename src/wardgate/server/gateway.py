@@ -23,6 +23,7 @@ from wardgate.server.ledger import SessionLedger
 from wardgate.server.live import LiveRegistry, LiveSession
 from wardgate.server.tls import client_ssl_context
 from wardgate.storage.db import make_engine, session_factory, upgrade
+from wardgate.storage.kills import record_kill_request
 
 if TYPE_CHECKING:
     from wardgate.authn.jwt import JwtVerifier
@@ -45,9 +46,8 @@ class Gateway:
         self.jwt: JwtVerifier | None = None
         if cfg.identity.oidc:
             from wardgate.authn.jwt import JwtVerifier
-            from wardgate.authn.oidc_config import OidcIssuerConfig
 
-            self.jwt = JwtVerifier([OidcIssuerConfig.model_validate(i) for i in cfg.identity.oidc])
+            self.jwt = JwtVerifier(list(cfg.identity.oidc))
 
     # -- identity ------------------------------------------------------------------------
     async def identify(self, secret: str) -> Principal:
@@ -77,9 +77,22 @@ class Gateway:
             )
         return target
 
-    def authorize_connect(self, principal: Principal, name: str) -> None:
-        """Raises AuthorizationError when policy grants no access. Default: allow (no policy)."""
+    def connect_denial(self, principal: Principal, name: str) -> str | None:
+        """Why policy does not let ``principal`` use target ``name`` (None: it does)."""
         del principal, name
+        return None
+
+    def authorize_connect(self, principal: Principal, name: str) -> None:
+        denial = self.connect_denial(principal, name)
+        if denial is not None:
+            raise AuthorizationError(denial)
+
+    def request_kill(self, session_id: str, by: str, reason: str) -> bool:
+        """Record a kill request; the node holding the session ends it within a second."""
+        if not record_kill_request(self.db, session_id, by, reason):
+            return False
+        self.kill(session_id, f"session killed by {by}: {reason}")
+        return True
 
     def gate_for(self, live: LiveSession) -> StatementGate:
         return AllowAllGate()

@@ -137,6 +137,7 @@ class PgRelay:
     def client_data(self, data: bytes) -> None:
         live = self.live
         live.bytes_from_client += len(data)
+        live.last_activity_mono = time.monotonic()
         if self._held:
             self._backlog += data
             if len(self._backlog) > self.max_message:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from wardgate.config import GatewayConfig
 from wardgate.server.gateway import Gateway
 from wardgate.server.pg_frontend import PgFrontend
+from wardgate.server.watch import SessionWatcher
 
 log = logging.getLogger("wardgate")
 
@@ -41,6 +42,8 @@ def _mysql_frontend(gw: Gateway) -> Callable[[], asyncio.Protocol] | None:
 
 async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = True) -> None:
     gw = Gateway(cfg)
+    watcher = SessionWatcher(gw)
+    watcher.start()
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
     pg = cfg.listen.address("postgres")
@@ -87,6 +90,7 @@ async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = Tru
         if api_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(api_task, 5)
+    await watcher.stop()
     await gw.aclose()
 
 

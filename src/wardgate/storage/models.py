@@ -65,3 +65,19 @@ class SessionRecord(Base):
     statements: Mapped[int] = mapped_column(Integer, default=0)
     end_reason: Mapped[str | None] = mapped_column(String(40), default=None)
     end_detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class SessionKill(Base):
+    """An operator's request to end a live session, picked up by whichever node holds it.
+
+    Going through the store (not a signal to one process) is what makes ``sessions kill``
+    work the same with one gateway, ``--workers N`` or several nodes.
+    """
+
+    __tablename__ = "session_kills"
+
+    session_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
