@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -215,7 +215,7 @@ def _cas(session: Session, request_id: str, values: dict[str, Any]) -> bool:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 def _reload(session: Session, request_id: str) -> ApprovalRequest:
@@ -259,6 +259,7 @@ class ApprovalService:
         self._grants: dict[tuple[str, str, str, str], tuple[str, datetime]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
+        self._last_delivery: asyncio.Task[None] | None = None
 
     # -- requesting and waiting ----------------------------------------------------
 
@@ -269,6 +270,7 @@ class ApprovalService:
         statement_text: str,
         classification: Classification,
         decision: Decision,
+        *,
         session_id: str | None = None,
     ) -> ApprovalRequest:
         """Record a held statement as pending and announce it. ``decision`` must be a review."""
@@ -309,7 +311,13 @@ class ApprovalService:
         self._notify("approval.requested", req)
         return req
 
-    async def wait(self, request_id: str, timeout: float | None = None) -> ApprovalOutcome:
+    # The timeout is part of the workflow, not a plain cancellation: running out of it
+    # records the request as expired, which a caller's asyncio.timeout() could not do.
+    async def wait(
+        self,
+        request_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> ApprovalOutcome:
         """Hold until the request is decided, or expire it after ``timeout`` seconds
         (default: until its ``deadline_at``). If the waiting task is cancelled — the
         client went away — the request is cancelled so it can never be approved later."""
@@ -431,7 +439,7 @@ class ApprovalService:
     def _now(self) -> datetime:
         return _utc(self._clock())
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[None]:
         async def run() -> None:
             try:
                 await coro
@@ -443,6 +451,7 @@ class ApprovalService:
         # Keep a reference: the event loop only holds weak ones.
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _wake(self, request_id: str) -> None:
         current = asyncio.get_running_loop()
@@ -574,7 +583,7 @@ class ApprovalService:
                 .values(**_final("expired", "deadline passed", now))
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount)
+            return int(cast(CursorResult[Any], result).rowcount)
 
     def _find_grant_sync(
         self, key: tuple[str, str, str, str], now: datetime
@@ -610,7 +619,16 @@ class ApprovalService:
             payload: dict[str, Any] = {"text": _slack_text(event, req)}
         else:
             payload = _json_payload(event, req, include_statement=hook.include_statement)
-        self._spawn(self._deliver(str(hook.url), payload, req.id, event))
+        previous = self._last_delivery
+
+        async def in_order() -> None:
+            # One delivery at a time, in event order: a channel must not show "approved"
+            # before "requested".
+            if previous is not None:
+                await asyncio.wait([previous])
+            await self._deliver(str(hook.url), payload, req.id, event)
+
+        self._last_delivery = self._spawn(in_order())
 
     async def _deliver(
         self, url: str, payload: dict[str, Any], request_id: str, event: str

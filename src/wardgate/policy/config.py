@@ -212,7 +212,9 @@ class PolicyConfig(_Strict):
     def _bound_roles_exist(
         cls, bindings: dict[str, list[str]], info: ValidationInfo
     ) -> dict[str, list[str]]:
-        roles: dict[str, RoleConfig] = info.data.get("roles", {})
+        if "roles" not in info.data:
+            return bindings  # roles failed validation; that error is the one to read
+        roles: dict[str, RoleConfig] = info.data["roles"]
         for group, names in bindings.items():
             for name in names:
                 if name not in roles:
@@ -225,14 +227,14 @@ class PolicyConfig(_Strict):
     @field_validator("rules")
     @classmethod
     def _rules_consistent(cls, rules: list[RuleConfig], info: ValidationInfo) -> list[RuleConfig]:
-        roles: dict[str, RoleConfig] = info.data.get("roles", {})
+        roles: dict[str, RoleConfig] | None = info.data.get("roles")
         seen: set[str] = set()
         for rule in rules:
             if rule.name in seen:
                 raise ValueError(f"two rules are named {rule.name!r}; rule names must be unique")
             seen.add(rule.name)
             for name in rule.roles:
-                if name not in roles:
+                if roles is not None and name not in roles:
                     raise ValueError(
                         f"rule {rule.name!r} names role {name!r}, which is not defined under "
                         f"policy.roles; defined roles: {', '.join(sorted(roles)) or '(none)'}"

@@ -37,9 +37,10 @@ in ``rules``, which are checked first and can only be bypassed by an earlier rul
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase, translate
 
 from wardgate.core.model import Principal
 from wardgate.policy.config import PolicyConfig, RuleConfig, expand_classes
@@ -94,9 +95,15 @@ class _Rule:
     roles: frozenset[str]
     tables: tuple[str, ...]
     approvers: frozenset[str]
+    # The table globs compiled once: whole-name matching, and (deny/review only) matching
+    # an unqualified name against the globs' table parts that name something.
+    table_re: re.Pattern[str] | None
+    table_part_re: re.Pattern[str] | None
 
     @classmethod
     def build(cls, rule: RuleConfig) -> _Rule:
+        parts = [g.rsplit(".", 1)[1] for g in rule.tables if "." in g]
+        parts = [p for p in parts if p.strip("*?")]
         return cls(
             name=rule.name,
             action=rule.action,
@@ -107,6 +114,8 @@ class _Rule:
             roles=frozenset(rule.roles),
             tables=tuple(rule.tables),
             approvers=frozenset(rule.approvers),
+            table_re=_glob_re(rule.tables),
+            table_part_re=_glob_re(parts) if rule.action != "allow" else None,
         )
 
     def applies(self, groups: frozenset[str], role_names: frozenset[str], target: str) -> bool:
@@ -124,6 +133,8 @@ class _Context:
     roles: tuple[_Role, ...]
     role_names: frozenset[str]
     rules: tuple[_Rule, ...]
+    # What the roles say per class, filled on first use (roles ignore tables).
+    by_class: dict[StatementClass, Decision] = field(default_factory=dict)
 
 
 class PolicyEngine:
@@ -246,11 +257,16 @@ class PolicyEngine:
     def _judge(
         self, ctx: _Context, target: str, cls: StatementClass, tables: frozenset[str]
     ) -> Decision:
-        only = frozenset({cls})
         for rule in ctx.rules:
             if cls in rule.classes and self._tables_match(rule, tables):
                 return _rule_decision(rule, target, cls)
+        decision = ctx.by_class.get(cls)
+        if decision is None:
+            decision = ctx.by_class[cls] = self._role_verdict(ctx, target, cls)
+        return decision
 
+    def _role_verdict(self, ctx: _Context, target: str, cls: StatementClass) -> Decision:
+        only = frozenset({cls})
         allowing = [r for r in ctx.roles if r.verdicts.get(cls) == "allow"]
         if allowing:
             return Decision.allow(
@@ -301,32 +317,27 @@ class PolicyEngine:
         )
 
     def _tables_match(self, rule: _Rule, tables: frozenset[str]) -> bool:
-        if not rule.tables:
+        if rule.table_re is None:
             return True
         if rule.action == "allow":
             # Permissive direction: every table must be inside the allowed set, and a
             # statement whose tables we do not know is not "inside" anything.
-            return bool(tables) and all(
-                self._table_matches(t, rule.tables, lenient=False) for t in tables
-            )
-        return any(self._table_matches(t, rule.tables, lenient=True) for t in tables)
+            return bool(tables) and all(self._table_matches(t, rule) for t in tables)
+        return any(self._table_matches(t, rule) for t in tables)
 
-    def _table_matches(self, table: str, globs: tuple[str, ...], *, lenient: bool) -> bool:
+    def _table_matches(self, table: str, rule: _Rule) -> bool:
+        assert rule.table_re is not None
+        match = rule.table_re.match
         parts = table.split(".")
-        # `db.schema.table` is also `schema.table` and `table`.
-        candidates = [".".join(parts[i:]) for i in range(len(parts))]
         if len(parts) == 1:
-            candidates += [f"{s}.{table}" for s in self._default_schemas]
-        for glob in globs:
-            if any(fnmatchcase(c, glob) for c in candidates):
+            if any(match(f"{schema}.{table}") for schema in self._default_schemas):
                 return True
-            if lenient and len(parts) == 1 and "." in glob:
-                # An unqualified name may resolve into any schema on the search path, so a
-                # guardrail naming a specific table catches it whatever the schema.
-                table_part = glob.rsplit(".", 1)[1]
-                if table_part.strip("*?") and fnmatchcase(table, table_part):
-                    return True
-        return False
+            # An unqualified name may resolve into any schema on the search path, so a
+            # guardrail naming a specific table catches it whatever the schema.
+            if rule.table_part_re is not None and rule.table_part_re.match(table):
+                return True
+        # `db.schema.table` is also `schema.table` and `table`.
+        return any(match(".".join(parts[i:])) for i in range(len(parts)))
 
 
 def _units(c: Classification) -> list[_Unit]:
@@ -409,3 +420,9 @@ def _distinct(decisions: list[Decision]) -> list[Decision]:
 
 def _join(reasons: Iterable[str]) -> str:
     return "; ".join(dict.fromkeys(reasons))
+
+
+def _glob_re(globs: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex for a list of fnmatch globs (case-sensitive, like ``fnmatchcase``)."""
+    globs = list(globs)
+    return re.compile("|".join(f"(?:{translate(g)})" for g in globs)) if globs else None

@@ -52,6 +52,7 @@ def head_message(session_id: str, last_seq: int, head_hash: str, status: str) ->
 
 
 def global_entry_bytes(
+    *,
     position: int,
     session_id: str,
     kind: str,
@@ -76,14 +77,22 @@ def global_entry_bytes(
 def global_entry_message(position: int, entry_hash: str) -> bytes:
     """What a global-log entry's signature covers (its hash already covers its content)."""
     return canonical_json(
-        {"kind": "wardgate.global-log", "v": FORMAT_VERSION, "position": position,
-         "hash": entry_hash}
+        {
+            "kind": "wardgate.global-log",
+            "v": FORMAT_VERSION,
+            "position": position,
+            "hash": entry_hash,
+        }
     ).encode()
 
 
 def checkpoint_message(position: int, entry_hash: str) -> bytes:
     """What a retention checkpoint's signature covers: the last purged global entry."""
     return canonical_json(
-        {"kind": "wardgate.checkpoint", "v": FORMAT_VERSION, "position": position,
-         "hash": entry_hash}
+        {
+            "kind": "wardgate.checkpoint",
+            "v": FORMAT_VERSION,
+            "position": position,
+            "hash": entry_hash,
+        }
     ).encode()

@@ -49,6 +49,10 @@ class RecordingConfig(BaseModel):
     flush_max_events: int = Field(default=500, ge=1, le=100_000)
     queue_max_events: int = Field(default=20_000, ge=1)
     queue_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # A write to the store still unfinished after this long (a hung database, a SQLite
+    # lock) makes the recorder unhealthy until it completes: without this a store that
+    # hangs instead of failing would let statements run while nothing is written.
+    write_timeout_ms: int = Field(default=5000, ge=10)
     retention: str | None = None
     # Relative paths are resolved against the gateway's state directory.
     key_file: Path = Path(DEFAULT_KEY_FILE)

@@ -67,9 +67,7 @@ def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def envelope_bytes(
-    session_id: str, seq: int, ts: str, event_type: str, payload_json: str
-) -> bytes:
+def envelope_bytes(session_id: str, seq: int, ts: str, event_type: str, payload_json: str) -> bytes:
     """The canonical envelope, built by concatenation (keys are already in sorted order).
 
     Equal to ``canonical_json({"payload": .., "seq": .., "session": .., "ts": .., "type": ..,

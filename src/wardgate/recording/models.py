@@ -46,17 +46,19 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        ts: datetime = value
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+            return ts.replace(tzinfo=None)
+        return ts
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime from the store, got {type(value).__name__}")
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        ts: datetime = value
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 HASH = String(64)
@@ -116,9 +118,7 @@ class GlobalLogEntry(Base):
     """One signed, chained entry of the global log: a session opened or sealed."""
 
     __tablename__ = "rec_global_log"
-    __table_args__ = (
-        CheckConstraint("kind IN ('open', 'sealed', 'interrupted')", name="kind"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('open', 'sealed', 'interrupted')", name="kind"),)
 
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     session_id: Mapped[str] = mapped_column(SESSION_ID, index=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from wardgate.authn.tokens import TokenService, looks_like_token
 from wardgate.config import GatewayConfig, TargetConfig
-from wardgate.core.errors import AuthenticationError, UnknownTargetError
+from wardgate.core.errors import AuthenticationError, AuthorizationError, UnknownTargetError
 from wardgate.core.model import Principal
 from wardgate.pipeline.hooks import AllowAllGate, StatementGate
 from wardgate.server import metrics

@@ -44,6 +44,6 @@ def run_workers(cfg: GatewayConfig, workers: int) -> None:
         for p in procs:
             p.join(0.5)
             if p.exitcode not in (None, 0, -signal.SIGTERM):
-                print(f"wardgate: worker {p.pid} exited with {p.exitcode}", file=sys.stderr)  # noqa: T201
+                print(f"wardgate: worker {p.pid} exited with {p.exitcode}", file=sys.stderr)
                 stop(signal.SIGTERM, None)
         time.sleep(0.1)

@@ -27,10 +27,11 @@ from wardgate.core.errors import TargetUnavailableError
 
 from .handshake import SCRAMBLE_LENGTH
 
-NATIVE_PASSWORD = "mysql_native_password"
-CACHING_SHA2_PASSWORD = "caching_sha2_password"
-SHA256_PASSWORD = "sha256_password"
-CLEAR_PASSWORD = "mysql_clear_password"
+# Plugin names, not secrets.
+NATIVE_PASSWORD = "mysql_native_password"  # noqa: S105
+CACHING_SHA2_PASSWORD = "caching_sha2_password"  # noqa: S105
+SHA256_PASSWORD = "sha256_password"  # noqa: S105
+CLEAR_PASSWORD = "mysql_clear_password"  # noqa: S105
 ED25519 = "client_ed25519"
 
 #: caching_sha2_password AuthMoreData markers.
@@ -90,10 +91,9 @@ def encrypt_password_rsa(password: bytes, nonce: bytes, public_key_pem: bytes) -
         raise TargetUnavailableError("cannot encrypt the password: the server sent no nonce")
     plain = cleartext_password(password)
     message = bytes(b ^ salt[i % len(salt)] for i, b in enumerate(plain))
-    return key.encrypt(
-        message,
-        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
-    )
+    sha1 = hashes.SHA1()  # noqa: S303 - the protocol mandates OAEP with SHA1
+    return key.encrypt(message, padding.OAEP(mgf=padding.MGF1(algorithm=sha1), algorithm=sha1,
+                                             label=None))
 
 
 # -- MariaDB client_ed25519 ------------------------------------------------------------------
