@@ -48,6 +48,8 @@ from .handshake import (
     is_ssl_request,
 )
 from .login import (
+    DEFAULT_SERVER_VERSION,
+    UPSTREAM_CAPABILITIES,
     CredentialsPresented,
     DownstreamLogin,
     LoginRefused,
@@ -87,7 +89,9 @@ from .tracker import ResponseKind, ResultSetTracker, expects_response, is_tracka
 __all__ = [
     "CODEC_CAPABILITIES",
     "DEFAULT_MAX_PAYLOAD",
+    "DEFAULT_SERVER_VERSION",
     "GATEWAY_CAPABILITIES",
+    "UPSTREAM_CAPABILITIES",
     "AuthMoreData",
     "AuthSwitchRequest",
     "BinaryValue",

@@ -20,7 +20,7 @@ back instead of misparsing it as a packet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from wardgate.core.errors import ProtocolViolationError
 
@@ -32,13 +32,13 @@ DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
 HEADER_SIZE = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+class Packet(NamedTuple):
     """One logical packet.
 
     ``seq`` is the sequence id of its first physical packet and ``next_seq`` the id the
     next packet of the same exchange must carry (they differ by more than one only for
     payloads of 16 MiB-1 bytes or more). ``wire`` is the exact bytes it arrived in.
+    (A NamedTuple because one is built per row on the hot path.)
     """
 
     seq: int
@@ -49,12 +49,10 @@ class Packet:
     @classmethod
     def of(cls, seq: int, payload: bytes | bytearray | memoryview) -> Packet:
         """Build the packet a peer would send: handy for tests and for reinjection."""
-        wire = encode_packet(seq, payload)
-        return cls(seq, memoryview(bytes(payload)), (seq + physical_count(len(payload))) & 0xFF,
-                   memoryview(wire))
-
-    def __len__(self) -> int:
-        return len(self.payload)
+        wire = memoryview(encode_packet(seq, payload))
+        n = len(payload)
+        body = wire[4:] if n < MAX_PHYSICAL_PAYLOAD else memoryview(bytes(payload))
+        return cls(seq & 0xFF, body, (seq + physical_count(n)) & 0xFF, wire)
 
     @property
     def first_byte(self) -> int:
@@ -118,13 +116,16 @@ class PacketFramer:
     framer), so the caller can stop before bytes that belong to a TLS handshake.
     """
 
-    __slots__ = ("_broken", "_buf", "_need", "_pending", "_pending_len", "_pos", "max_payload")
+    __slots__ = (
+        "_broken", "_buf", "_need", "_pending", "_pending_len", "_pos", "_view", "max_payload"
+    )
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         if max_payload < 0:
             raise ValueError("max_payload must not be negative")
         self.max_payload = max_payload
         self._buf: bytes = b""  # contiguous bytes being framed
+        self._view = memoryview(self._buf)
         self._pos = 0  # start of the first unframed byte in _buf
         self._pending: list[bytes] = []  # chunks fed since _buf was last joined
         self._pending_len = 0
@@ -145,6 +146,7 @@ class PacketFramer:
             # Common case: the previous read ended on a packet boundary. Keep the chunk
             # itself so that packets inside it are views, not copies.
             self._buf, self._pos = chunk, 0
+            self._view = memoryview(chunk)
         else:
             self._pending.append(chunk)
             self._pending_len += len(chunk)
@@ -153,6 +155,7 @@ class PacketFramer:
         """Return and forget every unframed byte (e.g. the start of a TLS handshake)."""
         rest = self._buf[self._pos :] + b"".join(self._pending)
         self._buf, self._pos, self._pending, self._pending_len = b"", 0, [], 0
+        self._view = memoryview(self._buf)
         self._need = HEADER_SIZE
         return rest
 
@@ -165,14 +168,52 @@ class PacketFramer:
             raise StopIteration
         return packet
 
+    def drain(self) -> list[Packet]:
+        """Frame every complete packet buffered so far (the command-phase hot path).
+
+        Equivalent to iterating the framer, in one tight loop. Not for the login phase,
+        where bytes after an SSLRequest belong to TLS (use :meth:`next_packet` there).
+        """
+        out: list[Packet] = []
+        append = out.append
+        if self._broken is None and not self._pending:
+            buf, pos, view, cap = self._buf, self._pos, self._view, self.max_payload
+            size = len(buf)
+            while pos + HEADER_SIZE <= size:
+                length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+                end = pos + HEADER_SIZE + length
+                if length >= MAX_PHYSICAL_PAYLOAD or end > size or length > cap:
+                    break
+                seq = buf[pos + 3]
+                append(Packet(seq, view[pos + HEADER_SIZE : end], (seq + 1) & 0xFF,
+                              view[pos:end]))
+                pos = end
+            self._pos = pos
+        while (packet := self.next_packet()) is not None:
+            append(packet)
+        return out
+
     def next_packet(self) -> Packet | None:
         """Frame the next complete logical packet, or return ``None`` if more bytes are needed."""
         if self._broken is not None:
             raise self._broken
-        if len(self._buf) - self._pos + self._pending_len < self._need:
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail + self._pending_len < self._need:
             return None
+        if not self._pending and avail >= HEADER_SIZE:
+            # Fast path: one physical packet that is wholly inside the current chunk.
+            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            end = pos + HEADER_SIZE + length
+            if length < MAX_PHYSICAL_PAYLOAD and end <= len(buf) and length <= self.max_payload:
+                self._pos = end
+                view = self._view
+                seq = buf[pos + 3]
+                return Packet(seq, view[pos + HEADER_SIZE : end], (seq + 1) & 0xFF,
+                              view[pos:end])
         if self._pending:
             self._buf = self._buf[self._pos :] + b"".join(self._pending)
+            self._view = memoryview(self._buf)
             self._pos, self._pending, self._pending_len = 0, [], 0
         try:
             return self._frame()
@@ -219,7 +260,7 @@ class PacketFramer:
                 break
         self._pos = pos
         self._need = HEADER_SIZE
-        view = memoryview(buf)
+        view = self._view
         if len(bodies) == 1:
             payload = view[bodies[0][0] : bodies[0][1]]
         else:
