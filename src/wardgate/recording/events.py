@@ -18,7 +18,7 @@ from a lossy decode) is serialised with ``\\u`` escapes instead, deterministical
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
@@ -43,20 +43,26 @@ Cell = str | None
 Payload = dict[str, Any]
 
 
+# One encoder, built once: json.dumps() would rebuild it on every call (measurably slower
+# on the hot path). The C encoder handles sort_keys.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_ASCII_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def canonical_json(value: object) -> str:
     """Sorted keys, no whitespace, UTF-8 text kept; escapes only if the text is not Unicode."""
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    text = _ENCODER.encode(value)
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             # Lone surrogates cannot be stored as UTF-8 (nor in a PostgreSQL text column);
             # the escaped form is valid JSON, parses back to the same value and is ASCII.
-            text = json.dumps(
-                value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-            )
+            text = _ASCII_ENCODER.encode(value)
     return text
 
 
@@ -64,7 +70,17 @@ def format_ts(ts: datetime) -> str:
     """The one timestamp spelling of the format: UTC, microseconds, ``Z``."""
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    elif ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+_TYPE_JSON = {t: canonical_json(t) for t in EVENT_TYPES}
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _str_json(text: str) -> str:
+    return _encode_str(text) if text.isascii() else canonical_json(text)
 
 
 def envelope_bytes(session_id: str, seq: int, ts: str, event_type: str, payload_json: str) -> bytes:
@@ -73,17 +89,18 @@ def envelope_bytes(session_id: str, seq: int, ts: str, event_type: str, payload_
     Equal to ``canonical_json({"payload": .., "seq": .., "session": .., "ts": .., "type": ..,
     "v": 1}).encode()`` (a unit test holds this), without serialising the payload twice.
     """
+    type_json = _TYPE_JSON.get(event_type) or canonical_json(event_type)
     return (
         '{"payload":'
         + payload_json
         + ',"seq":'
         + str(seq)
         + ',"session":'
-        + canonical_json(session_id)
+        + _str_json(session_id)
         + ',"ts":'
-        + canonical_json(ts)
+        + _str_json(ts)
         + ',"type":'
-        + canonical_json(event_type)
+        + type_json
         + ',"v":'
         + str(FORMAT_VERSION)
         + "}"
