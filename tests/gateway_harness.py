@@ -88,8 +88,14 @@ class RunningGateway:
                 self.proc.wait(5)
 
 
+def quickstart_section(name: str) -> Any:
+    """A section of examples/quickstart.yaml, so tests exercise the reference policy itself."""
+    return yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())[name]
+
+
 def base_config(state_dir: Path, pg_port: int, mysql_port: int, api_port: int) -> dict[str, Any]:
     return {
+        "policy": quickstart_section("policy"),
         "listen": {
             "postgres": f"127.0.0.1:{pg_port}",
             "mysql": f"127.0.0.1:{mysql_port}",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wardgate.authn.oidc_config import OidcIssuerConfig
 from wardgate.core.errors import ConfigError
+from wardgate.policy.config import PolicyConfig
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -171,6 +172,7 @@ class GatewayConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
     source_path: Path | None = Field(default=None, exclude=True)
 
     def resolve_paths(self, base: Path) -> None:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def alice(gateway: RunningGateway) -> str:
-    return gateway.token("alice", "engineers")
+    return gateway.token("alice", "dba")
 
 
 def psql(gw: RunningGateway, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -33,7 +33,7 @@ def psql(gw: RunningGateway, dsn: str, *args: str) -> subprocess.CompletedProces
 
 # ------------------------------------------------------------------------------ identity
 def test_token_create_prints_only_the_token(gateway: RunningGateway) -> None:
-    out = gateway.cli("token", "create", "tok-shape", "--group", "engineers", "--ttl", "5m").stdout
+    out = gateway.cli("token", "create", "tok-shape", "--group", "dba", "--ttl", "5m").stdout
     lines = out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("wg_") and len(lines[0]) > 40
     listed = gateway.cli("token", "list", "--identity", "tok-shape", "--json").stdout
@@ -85,7 +85,7 @@ def test_expired_token_rejected(gateway: RunningGateway) -> None:
 
 
 def test_revoked_token_rejected(gateway: RunningGateway) -> None:
-    tok = gateway.token("revokee", "engineers")
+    tok = gateway.token("revokee", "dba")
     with psycopg.connect(gateway.dsn("revokee", tok)) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
     token_id = tok.split("_")[1]
@@ -125,7 +125,7 @@ def test_client_never_receives_the_target_credential(tmp_path, target_db: str) -
     cfg = base_config(tmp_path, 0, 0, 0)
     cfg["targets"]["demo"]["credential"]["password"] = secret
     with start_gateway(tmp_path, cfg) as gw:
-        tok = gw.token("carol", "engineers")
+        tok = gw.token("carol", "dba")
         raw = RawPg(gw.pg_port)
         raw.startup("carol", "demo", tok)
         raw.query("select current_setting('application_name'), current_user, inet_server_port()")
@@ -342,7 +342,7 @@ def test_pgbench(gateway: RunningGateway, alice: str, mode: str) -> None:
 
 
 def test_session_is_bookkept(gateway: RunningGateway) -> None:
-    tok = gateway.token("ledger-user", "engineers", "auditors")
+    tok = gateway.token("ledger-user", "dba", "auditors")
     with psycopg.connect(gateway.dsn("ledger-user", tok), application_name="ledger") as conn:
         for _ in range(3):
             conn.execute("select 1")
@@ -353,7 +353,7 @@ def test_session_is_bookkept(gateway: RunningGateway) -> None:
     mine = [r for r in rows if r["principal"] == "ledger-user"]
     assert mine, rows
     r = mine[0]
-    assert r["groups"] == ["auditors", "engineers"]
+    assert r["groups"] == ["auditors", "dba"]
     assert r["auth_method"] == "token" and r["token_id"] == tok.split("_")[1]
     assert r["target"] == "demo" and r["client_addr"].startswith("127.0.0.1:")
     assert r["statements"] >= 3 and r["bytes_from_client"] > 0 and r["bytes_to_client"] > 0
@@ -414,7 +414,7 @@ def test_dead_target_gives_a_clear_fatal(tmp_path, target_db: str) -> None:  # t
     cfg = base_config(tmp_path, 0, 0, 0)
     cfg["targets"]["demo"]["port"] = free_port()  # nothing listens there
     with start_gateway(tmp_path, cfg) as gw:
-        tok = gw.token("dave", "engineers")
+        tok = gw.token("dave", "dba")
         with pytest.raises(psycopg.OperationalError) as e:
             psycopg.connect(gw.dsn("dave", tok))
         msg = str(e.value)

@@ -23,7 +23,7 @@ SRC = Path(__file__).parent / "java" / "JdbcCatalog.java"
 )
 @pytest.mark.parametrize("sslmode", ["require", "disable"])
 def test_jdbc_metadata_and_prepared(gateway: RunningGateway, tmp_path: Path, sslmode: str) -> None:
-    tok = gateway.token("jdbc-user", "engineers")
+    tok = gateway.token("jdbc-user", "dba")
     with psycopg.connect(gateway.dsn("jdbc-user", tok), autocommit=True) as conn:
         conn.execute(
             "drop table if exists wg_jdbc; create table wg_jdbc (id int primary key, name text)"

@@ -36,11 +36,11 @@ def _session_id(gw: RunningGateway, who: str) -> str:
 
 
 def test_admin_kills_a_session_from_the_cli(gateway: RunningGateway) -> None:
-    tok = gateway.token("victim", "engineers")
+    tok = gateway.token("victim", "dba")
     with (
         psycopg.connect(gateway.dsn("victim", tok), autocommit=True) as conn,
         psycopg.connect(
-            gateway.dsn("victim", gateway.token("victim", "engineers")), autocommit=True
+            gateway.dsn("victim", gateway.token("victim", "dba")), autocommit=True
         ) as other,
     ):
         conn.execute("select 1")
@@ -61,7 +61,7 @@ def test_admin_kills_a_session_from_the_cli(gateway: RunningGateway) -> None:
 
 
 def test_revoking_the_token_ends_live_sessions(gateway: RunningGateway) -> None:
-    tok = gateway.token("revoke-live", "engineers")
+    tok = gateway.token("revoke-live", "dba")
     with psycopg.connect(gateway.dsn("revoke-live", tok), autocommit=True) as conn:
         conn.execute("select 1")
         gateway.cli("token", "revoke", tok.split("_")[1])
@@ -73,7 +73,7 @@ def test_removing_a_group_ends_sessions_that_relied_on_it(gateway: RunningGatewa
     tok = gateway.token("demoted", "engineers", "oncall")
     with psycopg.connect(gateway.dsn("demoted", tok), autocommit=True) as conn:
         conn.execute("select 1")
-        gateway.cli("identity", "set-groups", "demoted", "engineers")
+        gateway.cli("identity", "set-groups", "demoted", "dba")
         err = _wait_dead(conn)
         assert "removed from group(s) oncall" in str(err)
 
@@ -82,7 +82,7 @@ def test_max_duration_and_idle_timeout(tmp_path: Path, target_db: str) -> None:
     cfg = base_config(tmp_path, 0, 0, 0)
     cfg["sessions"] = {"max_duration": "3s", "idle_timeout": "2s", "check_interval": "1s"}
     with start_gateway(tmp_path, cfg) as gw:
-        tok = gw.token("limited", "engineers")
+        tok = gw.token("limited", "dba")
         with psycopg.connect(gw.dsn("limited", tok), autocommit=True) as idle:
             time.sleep(3.5)
             with pytest.raises(psycopg.OperationalError, match="idle"):

@@ -82,7 +82,7 @@ def gw(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     ],
 )
 def test_upstream_auth_methods(gw: RunningGateway, target: str, user: str, ssl: bool) -> None:
-    tok = gw.token("op", "engineers")
+    tok = gw.token("op", "dba")
     with psycopg.connect(gw.dsn("op", tok, dbname=target)) as conn:
         row = conn.execute(
             "select current_user, coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false)"
@@ -91,7 +91,7 @@ def test_upstream_auth_methods(gw: RunningGateway, target: str, user: str, ssl: 
 
 
 def test_scram_plus_uses_channel_binding(gw: RunningGateway) -> None:
-    tok = gw.token("op", "engineers")
+    tok = gw.token("op", "dba")
     with psycopg.connect(gw.dsn("op", tok, dbname="scram_plus")) as conn:
         conn.execute("select 1")
     with psycopg.connect(gw.dsn("op", tok, dbname="scram")) as conn:
@@ -113,7 +113,7 @@ def test_scram_plus_uses_channel_binding(gw: RunningGateway) -> None:
 def test_upstream_failures_are_clear_and_leak_nothing(
     gw: RunningGateway, target: str, needle: str
 ) -> None:
-    tok = gw.token("op", "engineers")
+    tok = gw.token("op", "dba")
     with pytest.raises(psycopg.OperationalError) as e:
         psycopg.connect(gw.dsn("op", tok, dbname=target))
     msg = str(e.value)

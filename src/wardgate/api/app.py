@@ -12,9 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from wardgate.cli.approvals import request_json
 from wardgate.config import parse_duration
-from wardgate.core.errors import AuthenticationError, WardgateError
+from wardgate.core.errors import AuthenticationError, AuthorizationError, WardgateError
 from wardgate.core.model import Principal
+from wardgate.policy.approvals import ApprovalConflictError, ApprovalNotFoundError
 from wardgate.server import metrics
 from wardgate.server.gateway import Gateway
 from wardgate.storage.models import SessionRecord
@@ -35,6 +37,10 @@ class TokenOut(BaseModel):
     expires_at: datetime
     status: str = "active"
     token: str | None = None
+
+
+class Decide(BaseModel):
+    reason: str
 
 
 class KillRequest(BaseModel):
@@ -187,5 +193,42 @@ def create_app(gw: Gateway) -> FastAPI:
         if not gw.request_kill(session_id, p.name, body.reason):
             raise HTTPException(404, f"no session {session_id}")
         return {"id": session_id, "status": "killed"}
+
+    @app.get("/api/v1/approvals", tags=["approvals"])
+    async def list_approvals(_: Caller, status: str = "pending") -> list[dict[str, Any]]:
+        await gw.approvals.expire_overdue()
+        rows = await gw.approvals.list(None if status == "all" else status)  # type: ignore[arg-type]
+        return [request_json(r) for r in rows]
+
+    @app.get("/api/v1/approvals/{request_id}", tags=["approvals"])
+    async def get_approval(request_id: str, _: Caller) -> dict[str, Any]:
+        try:
+            return request_json(await gw.approvals.get(request_id))
+        except ApprovalNotFoundError:
+            raise HTTPException(404, f"no approval request {request_id}") from None
+
+    async def decide(request_id: str, body: Decide, p: Principal, approve: bool) -> dict[str, Any]:
+        try:
+            if approve:
+                r = await gw.approvals.approve(request_id, p, body.reason)
+            else:
+                r = await gw.approvals.deny(request_id, p, body.reason)
+        except ApprovalNotFoundError:
+            raise HTTPException(404, f"no approval request {request_id}") from None
+        except ApprovalConflictError as e:
+            raise HTTPException(409, str(e)) from None
+        except AuthorizationError as e:
+            raise HTTPException(403, str(e)) from None
+        except WardgateError as e:
+            raise HTTPException(400, str(e)) from None
+        return request_json(r)
+
+    @app.post("/api/v1/approvals/{request_id}/approve", tags=["approvals"])
+    async def approve(request_id: str, body: Decide, p: Caller) -> dict[str, Any]:
+        return await decide(request_id, body, p, True)
+
+    @app.post("/api/v1/approvals/{request_id}/deny", tags=["approvals"])
+    async def deny(request_id: str, body: Decide, p: Caller) -> dict[str, Any]:
+        return await decide(request_id, body, p, False)
 
     return app

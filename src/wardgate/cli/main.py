@@ -285,6 +285,11 @@ def sessions_kill(c: Context, session_id: str, reason: str, by: str | None) -> N
     click.echo(f"kill requested for {session_id}", err=True)
 
 
+from wardgate.cli.approvals import approvals  # noqa: E402
+
+cli.add_command(approvals)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

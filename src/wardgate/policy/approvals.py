@@ -8,7 +8,7 @@ the client and drives it like this::
         grant = await approvals.preapproved(principal, target, classification.fingerprint)
         if grant is None:
             req = await approvals.request(principal, target, sql, classification, decision,
-                                          session_id)
+                                          session_id=session.id)
             notice(req.pending_notice)           # tell the waiting client who can approve
             outcome = await approvals.wait(req.id)
             if not outcome.approved:

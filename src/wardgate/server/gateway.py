@@ -17,11 +17,17 @@ from wardgate.authn.tokens import TokenService, looks_like_token
 from wardgate.config import GatewayConfig, TargetConfig
 from wardgate.core.errors import AuthenticationError, AuthorizationError, UnknownTargetError
 from wardgate.core.model import Principal
-from wardgate.pipeline.hooks import AllowAllGate, StatementGate
+from wardgate.pipeline.hooks import StatementGate
+from wardgate.pipeline.statement_gate import PolicyGate
+from wardgate.policy.approvals import ApprovalService
+from wardgate.policy.engine import PolicyEngine
 from wardgate.server import metrics
 from wardgate.server.ledger import SessionLedger
 from wardgate.server.live import LiveRegistry, LiveSession
 from wardgate.server.tls import client_ssl_context
+from wardgate.sql.cache import ClassificationCache
+from wardgate.sql.mysql import classify_mysql
+from wardgate.sql.postgres import classify_postgres
 from wardgate.storage.db import make_engine, session_factory, upgrade
 from wardgate.storage.kills import record_kill_request
 
@@ -43,6 +49,12 @@ class Gateway:
         self.live = LiveRegistry()
         self.ledger = SessionLedger(self.db, self.node)
         self.client_tls: ssl.SSLContext | None = client_ssl_context(cfg)
+        self.policy = PolicyEngine(cfg.policy)
+        self.classifiers = {
+            "postgres": ClassificationCache(classify_postgres),
+            "mysql": ClassificationCache(classify_mysql),
+        }
+        self.approvals = ApprovalService(self.db, cfg.policy.approvals)
         self.jwt: JwtVerifier | None = None
         if cfg.identity.oidc:
             from wardgate.authn.jwt import JwtVerifier
@@ -65,7 +77,8 @@ class Gateway:
 
     # -- targets ---------------------------------------------------------------------------
     def targets_for(self, principal: Principal, protocol: str) -> list[str]:
-        return sorted(n for n, t in self.cfg.targets.items() if t.kind == protocol)
+        names = [n for n, t in self.cfg.targets.items() if t.kind == protocol]
+        return sorted(self.policy.targets_for(principal, names))
 
     def resolve_target(self, principal: Principal, name: str, protocol: str) -> TargetConfig:
         target = self.cfg.targets.get(name)
@@ -79,8 +92,8 @@ class Gateway:
 
     def connect_denial(self, principal: Principal, name: str) -> str | None:
         """Why policy does not let ``principal`` use target ``name`` (None: it does)."""
-        del principal, name
-        return None
+        decision = self.policy.can_connect(principal, name)
+        return None if decision.allowed else f"wardgate: {decision.reason} ({decision.rule})"
 
     def authorize_connect(self, principal: Principal, name: str) -> None:
         denial = self.connect_denial(principal, name)
@@ -95,7 +108,16 @@ class Gateway:
         return True
 
     def gate_for(self, live: LiveSession) -> StatementGate:
-        return AllowAllGate()
+        assert live.principal is not None and live.target is not None
+        return PolicyGate(
+            principal=live.principal,
+            target=live.target,
+            session_id=live.id,
+            engine=self.policy,
+            cache=self.classifiers[live.protocol],
+            approvals=self.approvals,
+            approval_timeout=float(self.cfg.policy.approvals.timeout_seconds),
+        )
 
     # -- bookkeeping -------------------------------------------------------------------
     def session_started(self, live: LiveSession) -> None:
@@ -129,5 +151,6 @@ class Gateway:
         await asyncio.sleep(0)
         if self.jwt is not None:
             await self.jwt.aclose()
+        await self.approvals.aclose()
         self.ledger.close()
         self.engine.dispose()
