@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from wardgate.authn.oidc_config import OidcIssuerConfig
 from wardgate.core.errors import ConfigError
 from wardgate.policy.config import PolicyConfig
+from wardgate.recording.config import RecordingConfig
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -159,6 +160,21 @@ class SessionsConfig(_Strict):
         return v
 
 
+class MySqlConfig(_Strict):
+    """The MySQL/MariaDB listener (docs/mysql.md).
+
+    Tokens reach the gateway as ``mysql_clear_password``: without TLS they cross the
+    network readable by anyone on the path, so a plaintext login needs an explicit yes.
+    """
+
+    allow_cleartext_without_tls: bool = False
+    # When plaintext logins are allowed: only from loopback clients (127.0.0.0/8, ::1).
+    cleartext_loopback_only: bool = True
+    # LOAD DATA LOCAL INFILE lets the *server* ask the client for a file of its choosing.
+    # Off: such statements are refused with ERROR 1148 and never reach the target.
+    allow_local_infile: bool = False
+
+
 class ApiConfig(_Strict):
     admin_groups: list[str] = Field(default_factory=lambda: ["wardgate-admins"])
 
@@ -172,7 +188,9 @@ class GatewayConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    mysql: MySqlConfig = Field(default_factory=MySqlConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
     source_path: Path | None = Field(default=None, exclude=True)
 
     def resolve_paths(self, base: Path) -> None:

@@ -73,7 +73,7 @@ def test_removing_a_group_ends_sessions_that_relied_on_it(gateway: RunningGatewa
     tok = gateway.token("demoted", "engineers", "oncall")
     with psycopg.connect(gateway.dsn("demoted", tok), autocommit=True) as conn:
         conn.execute("select 1")
-        gateway.cli("identity", "set-groups", "demoted", "dba")
+        gateway.cli("identity", "set-groups", "demoted", "engineers")
         err = _wait_dead(conn)
         assert "removed from group(s) oncall" in str(err)
 

@@ -39,6 +39,7 @@ def gw(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     state = tmp_path_factory.mktemp("gw-auth")
     cfg = base_config(state, 0, 0, 0)
     p, ca = cluster.port, str(cluster.ca_file)
+    cfg["policy"]["roles"]["dba-full"]["targets"] = ["*"]
     cfg["targets"] = {
         "scram": _target(p, "scram_user", "scram-pw", {"mode": "disable"}),
         "scram_plus": _target(

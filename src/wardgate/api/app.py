@@ -114,8 +114,26 @@ def create_app(gw: Gateway) -> FastAPI:
     admin_groups = frozenset(gw.cfg.api.admin_groups)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "node": gw.node, "live_sessions": len(gw.live.sessions)}
+    def healthz(response: Response) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": "ok",
+            "node": gw.node,
+            "live_sessions": len(gw.live.sessions),
+        }
+        if gw.recorder is not None:
+            stats = gw.recorder.stats
+            body["recording"] = {
+                "healthy": stats.healthy,
+                "pending_events": stats.pending_events,
+                "events_written": stats.events_written,
+                "failed_flushes": stats.failed_flushes,
+                "last_error": stats.last_error,
+            }
+            if not stats.healthy and gw.cfg.recording.on_failure == "fail_closed":
+                # A load balancer should stop sending sessions here: they would be refused.
+                body["status"] = "degraded"
+                response.status_code = 503
+        return body
 
     @app.get("/metrics", tags=["ops"])
     def prometheus() -> Response:
@@ -193,6 +211,21 @@ def create_app(gw: Gateway) -> FastAPI:
         if not gw.request_kill(session_id, p.name, body.reason):
             raise HTTPException(404, f"no session {session_id}")
         return {"id": session_id, "status": "killed"}
+
+    @app.get("/api/v1/sessions/{session_id}/recording", tags=["sessions"])
+    def session_recording(session_id: str, p: Caller) -> dict[str, Any]:
+        """The recorded session as JSON (events with hashes), for replay in a console."""
+        from wardgate.recording.replay import session_document
+
+        if not p.groups & admin_groups:
+            with gw.db() as db:
+                r = db.get(SessionRecord, session_id)
+                if r is None or r.principal != p.name:
+                    raise HTTPException(404, f"no recorded session {session_id}")
+        try:
+            return session_document(gw.engine, session_id)
+        except LookupError:
+            raise HTTPException(404, f"no recorded session {session_id}") from None
 
     @app.get("/api/v1/approvals", tags=["approvals"])
     async def list_approvals(_: Caller, status: str = "pending") -> list[dict[str, Any]]:

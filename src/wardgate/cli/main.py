@@ -286,8 +286,11 @@ def sessions_kill(c: Context, session_id: str, reason: str, by: str | None) -> N
 
 
 from wardgate.cli.approvals import approvals  # noqa: E402
+from wardgate.cli.audit import audit, register_session_commands  # noqa: E402
 
 cli.add_command(approvals)
+cli.add_command(audit)
+register_session_commands(sessions)
 
 
 def main() -> None:

@@ -61,6 +61,11 @@ class StatementGate(Protocol):
 
     def statement_name_prepared(self, name: str, sql: str) -> None: ...
 
+    def admit(self) -> Verdict | None:
+        """Checked at every execution (e.g. Execute of a prepared statement): a Verdict
+        refuses it (fail closed on recording trouble), None lets it run."""
+        ...
+
     def request_approval(
         self, sql: str, verdict: Verdict, notify: Callable[[str], None]
     ) -> Awaitable[ApprovalOutcome]: ...
@@ -75,6 +80,9 @@ class AllowAllGate:
         return ALLOW
 
     def statement_name_prepared(self, name: str, sql: str) -> None:
+        return None
+
+    def admit(self) -> Verdict | None:
         return None
 
     async def request_approval(

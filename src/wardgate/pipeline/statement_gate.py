@@ -95,6 +95,9 @@ class PolicyGate:
     def statement_name_prepared(self, name: str, sql: str) -> None:
         return None
 
+    def admit(self) -> Verdict | None:
+        return self.blocked() if self.blocked is not None else None
+
     async def request_approval(
         self, sql: str, verdict: Verdict, notify: Callable[[str], None]
     ) -> ApprovalOutcome:

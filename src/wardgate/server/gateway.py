@@ -15,12 +15,18 @@ from typing import TYPE_CHECKING
 
 from wardgate.authn.tokens import TokenService, looks_like_token
 from wardgate.config import GatewayConfig, TargetConfig
-from wardgate.core.errors import AuthenticationError, AuthorizationError, UnknownTargetError
+from wardgate.core.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    RecordingUnavailableError,
+    UnknownTargetError,
+)
 from wardgate.core.model import Principal
-from wardgate.pipeline.hooks import StatementGate
+from wardgate.pipeline.hooks import StatementGate, Verdict
 from wardgate.pipeline.statement_gate import PolicyGate
 from wardgate.policy.approvals import ApprovalService
 from wardgate.policy.engine import PolicyEngine
+from wardgate.recording.writer import Recorder
 from wardgate.server import metrics
 from wardgate.server.ledger import SessionLedger
 from wardgate.server.live import LiveRegistry, LiveSession
@@ -33,6 +39,7 @@ from wardgate.storage.kills import record_kill_request
 
 if TYPE_CHECKING:
     from wardgate.authn.jwt import JwtVerifier
+    from wardgate.server.pg_observer import RowMasker
 
 log = logging.getLogger("wardgate")
 
@@ -55,6 +62,9 @@ class Gateway:
             "mysql": ClassificationCache(classify_mysql),
         }
         self.approvals = ApprovalService(self.db, cfg.policy.approvals)
+        self.recorder: Recorder | None = None
+        if cfg.recording.enabled:
+            self.recorder = Recorder.from_config(self.engine, cfg.recording, cfg.state.directory)
         self.jwt: JwtVerifier | None = None
         if cfg.identity.oidc:
             from wardgate.authn.jwt import JwtVerifier
@@ -107,6 +117,11 @@ class Gateway:
         self.kill(session_id, f"session killed by {by}: {reason}")
         return True
 
+    def masker_for(self, principal: Principal, target: str) -> RowMasker | None:
+        """Masking for this identity, or None when it may see everything (the zero-cost path)."""
+        del principal, target
+        return None
+
     def gate_for(self, live: LiveSession) -> StatementGate:
         assert live.principal is not None and live.target is not None
         return PolicyGate(
@@ -117,7 +132,33 @@ class Gateway:
             cache=self.classifiers[live.protocol],
             approvals=self.approvals,
             approval_timeout=float(self.cfg.policy.approvals.timeout_seconds),
+            blocked=self._recording_blocked if self.recorder is not None else None,
         )
+
+    def _recording_blocked(self) -> Verdict | None:
+        """Fail closed: a statement that could not be recorded does not run."""
+        assert self.recorder is not None
+        try:
+            self.recorder.check_writable()
+        except RecordingUnavailableError as e:
+            return Verdict(
+                "deny",
+                rule="recording-unavailable",
+                reason=f"{e}; statements are refused until recording works again "
+                "(recording.on_failure is fail_closed)",
+                sqlstate="58030",
+            )
+        return None
+
+    async def start(self) -> None:
+        """Work that needs the event loop: seal what a crashed gateway left, start writers."""
+        if self.recorder is not None:
+            recovered = await self.recorder.recover()
+            if recovered:
+                log.warning(
+                    "sealed %d session recording(s) left open by a previous run", len(recovered)
+                )
+            self.recorder.start()
 
     # -- bookkeeping -------------------------------------------------------------------
     def session_started(self, live: LiveSession) -> None:
@@ -152,5 +193,7 @@ class Gateway:
         if self.jwt is not None:
             await self.jwt.aclose()
         await self.approvals.aclose()
+        if self.recorder is not None:
+            await self.recorder.aclose()
         self.ledger.close()
         self.engine.dispose()

@@ -19,15 +19,18 @@ from wardgate.core.errors import (
     AuthenticationError,
     AuthorizationError,
     ProtocolViolationError,
+    RecordingUnavailableError,
     TargetUnavailableError,
     UnknownTargetError,
     WardgateError,
 )
 from wardgate.proto.pg import messages as m
+from wardgate.recording.events import EndReason, SessionMeta
 from wardgate.secrets.providers import resolve_credential
 from wardgate.server import metrics
 from wardgate.server.handshake_stream import HandshakeStream
 from wardgate.server.live import LiveSession, new_session_id
+from wardgate.server.pg_observer import PgObserver
 from wardgate.server.pg_relay import PgRelay
 from wardgate.server.pg_upstream import connect_upstream, send_cancel
 
@@ -68,6 +71,20 @@ def _check_options(value: str) -> None:
                 f"startup option -c {name}=… is not allowed through wardgate: the gateway "
                 "decides which role the session runs as"
             )
+
+
+def recording_end_reason(reason: str | None) -> EndReason:
+    """The recording format's vocabulary for how a session ended."""
+    mapping: dict[str, EndReason] = {
+        "client_terminate": "client_quit",
+        "client_eof": "client_eof",
+        "killed": "killed",
+        "max_duration": "killed",
+        "idle_timeout": "killed",
+        "revoked": "revoked",
+        "gateway_shutdown": "gateway_shutdown",
+    }
+    return mapping.get(reason or "", "error")
 
 
 class PgFrontend(HandshakeStream):
@@ -113,6 +130,9 @@ class PgFrontend(HandshakeStream):
         except TargetUnavailableError as e:
             self._fatal("08001", str(e))
             self.gw.session_failed(live, "target_unavailable", str(e))
+        except RecordingUnavailableError as e:
+            self._fatal("58030", f"wardgate: {e}")
+            self.gw.session_failed(live, "recording_unavailable", str(e))
         except ProtocolViolationError as e:
             self._fatal("08P01", f"wardgate: {e}")
             self.gw.session_failed(live, "protocol_error", str(e))
@@ -189,6 +209,8 @@ class PgFrontend(HandshakeStream):
         target = gw.resolve_target(principal, database, "postgres")
         live.target = database
         gw.authorize_connect(principal, database)
+        if gw.recorder is not None:
+            gw.recorder.check_writable()  # fail closed before anything reaches the target
         forwarded = {
             k: v for k, v in params.items() if k not in _DROPPED_PARAMS and k != "replication"
         }
@@ -217,8 +239,27 @@ class PgFrontend(HandshakeStream):
         self.transport.write(b"".join(out))
         gate = gw.gate_for(live)
         limits = gw.cfg.limits
+        srec = None
+        if gw.recorder is not None:
+            srec = gw.recorder.open_session(
+                SessionMeta(
+                    session_id=live.id,
+                    principal=principal,
+                    client_address=live.client_addr,
+                    target=database,
+                    protocol="postgresql",
+                    database=target.database,
+                    target_user=credential.username,
+                )
+            )
 
         def closed(relay: PgRelay) -> None:
+            if srec is not None:
+                srec.close(
+                    recording_end_reason(relay.end_reason),
+                    bytes_in=live.bytes_from_client,
+                    bytes_out=live.bytes_to_client,
+                )
             gw.session_ended(live, relay.end_reason or "closed", relay.end_detail)
 
         relay = PgRelay(
@@ -230,6 +271,9 @@ class PgFrontend(HandshakeStream):
             max_statement_bytes=limits.max_statement_bytes,
             on_closed=closed,
         )
+        masker = gw.masker_for(principal, database)
+        if srec is not None or masker is not None:
+            relay.observer = PgObserver(srec, masker)
         live.terminate = relay.terminate
         gw.session_started(live)
         self.relay = relay

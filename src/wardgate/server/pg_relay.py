@@ -38,26 +38,25 @@ _EXECUTE = ord("E")
 _SYNC = ord("S")
 _ERROR = ord("E")
 _READY = ord("Z")
-_DATAROW = ord("D")
-_ROWDESC = ord("T")
-_COMPLETE = ord("C")
 
 _MARKER_PREFIX = "wardgate_denied_"
 _marker_ids = itertools.count(1)
 
 
-class ResultObserver(Protocol):
-    """Masking and recording see results through this; return bytes to replace a message."""
+class SessionObserver(Protocol):
+    """Recording and masking see the session through this (``server.pg_observer``)."""
 
-    def on_row_description(self, msg: bytes) -> None: ...
+    def statement_judged(self, kind: str, name: str, sql: str, verdict: Verdict) -> None: ...
 
-    def on_data_row(self, msg: bytes) -> bytes | None: ...
+    def approval(self, request_id: str, state: str, by: str, reason: str) -> None: ...
 
-    def on_command_complete(self, msg: bytes) -> None: ...
+    def client_message(self, kind: int, msg: bytes) -> None: ...
 
-    def on_error(self, fields: dict[str, str]) -> None: ...
+    def server_message(self, kind: int, msg: bytes) -> bytes | None: ...
 
-    def on_ready(self, status: int) -> None: ...
+
+# Client messages the observer needs whole: Bind, Execute, Describe, Sync, Close.
+_OBSERVED_CLIENT = frozenset(b"BEDSC")
 
 
 class _Side(asyncio.Protocol):
@@ -104,7 +103,7 @@ class PgRelay:
         self.max_message = max_message_bytes
         self.max_statement = max_statement_bytes
         self._on_closed = on_closed
-        self.observer: ResultObserver | None = None
+        self.observer: SessionObserver | None = None
         # client -> upstream framing
         self._cbuf = b""
         self._cskip = 0
@@ -160,6 +159,7 @@ class PgRelay:
             pos = skip
             self._cskip = 0
         start = 0
+        observer = self.observer
         while pos < n:
             if n - pos < 5:
                 break
@@ -192,8 +192,27 @@ class PgRelay:
                 )
                 return
             if kind == _EXECUTE:
+                # A statement prepared earlier runs here without a new Parse, so the
+                # per-execution checks (recording health: fail closed) happen at Execute.
+                stop = self.gate.admit()
+                if stop is not None:
+                    if end > n:
+                        break
+                    if start < pos:
+                        self.upstream.write(data[start:pos])
+                    self._deny_marker(stop, b"")
+                    if observer is not None:
+                        observer.client_message(kind, data[pos:end])
+                    start = pos = end
+                    continue
                 self.live.statements += 1
-            elif kind == _X:
+            if observer is not None and kind in _OBSERVED_CLIENT:
+                if end > n:
+                    break
+                observer.client_message(kind, data[pos:end])
+                pos = end
+                continue
+            if kind == _X:
                 self.end_reason = self.end_reason or "client_terminate"
             if end > n:
                 self._cskip = end - n
@@ -234,6 +253,8 @@ class PgRelay:
             )
             return False
         verdict = self.gate.judge(sql, path)
+        if self.observer is not None:
+            self.observer.statement_judged(path, name, sql, verdict)
         if verdict.kind == "allow":
             if name:
                 self.gate.statement_name_prepared(name, sql)
@@ -246,6 +267,15 @@ class PgRelay:
         return True
 
     def _deny(self, kind: int, msg: bytes, verdict: Verdict) -> None:
+        if kind == _Q:
+            self._deny_marker(verdict, None)
+        else:
+            nul = msg.index(b"\x00", 5)
+            self._deny_marker(verdict, msg[5:nul])
+
+    def _deny_marker(self, verdict: Verdict, parse_name: bytes | None) -> None:
+        """Send the target a statement that fails to parse, carrying a unique marker, in
+        place of the denied message (a Query when ``parse_name`` is None, else a Parse)."""
         marker = f"{_MARKER_PREFIX}{next(_marker_ids)}"
         hint = (
             "ask for a role that grants this, or for approval"
@@ -256,12 +286,11 @@ class PgRelay:
         self._replacements[marker.encode()] = m.error_response(verdict.sqlstate, text, hint=hint)
         while len(self._replacements) > 4096:
             self._replacements.popitem(last=False)
-        if kind == _Q:
+        if parse_name is None:
             self.upstream.write(m.query(marker))
         else:
-            nul = msg.index(b"\x00", 5)
-            name = msg[5 : nul + 1]
-            self.upstream.write(m.message(b"P", name + marker.encode() + b"\x00" + b"\x00\x00"))
+            body = parse_name + b"\x00" + marker.encode() + b"\x00\x00\x00"
+            self.upstream.write(m.message(b"P", body))
 
     # ---------------------------------------------------------------- approval hold
     def _hold(self, kind: int, msg: bytes, sql: str, name: str, verdict: Verdict) -> None:
@@ -282,6 +311,9 @@ class PgRelay:
                 outcome = ApprovalOutcome(False, "", reason=f"approval service error: {e}")
             if self.closed:
                 return
+            if self.observer is not None:
+                state = "approved" if outcome.approved else ("denied" if outcome.by else "timeout")
+                self.observer.approval(outcome.request_id, state, outcome.by, outcome.reason)
             if outcome.approved:
                 if name:
                     self.gate.statement_name_prepared(name, sql)
@@ -313,6 +345,9 @@ class PgRelay:
     # ================================================================ upstream -> client
     def upstream_data(self, data: bytes) -> None:
         self.live.bytes_to_client += len(data)
+        if self.observer is not None:
+            self._upstream_observed(data)
+            return
         if self._sbuf:
             data = self._sbuf + data
             self._sbuf = b""
@@ -326,7 +361,6 @@ class PgRelay:
                 return
             pos = skip
             self._sskip = 0
-        observer = self.observer
         replacing = bool(self._replacements)
         start = 0
         out: list[bytes] | None = None
@@ -340,43 +374,18 @@ class PgRelay:
                 if end > n:
                     break
                 self.txn_status = data[pos + 5]
-                if observer is not None:
-                    observer.on_ready(self.txn_status)
                 pos = end
                 continue
-            if kind == _ERROR and (replacing or observer is not None):
+            if kind == _ERROR and replacing:
                 if end > n:
                     break
-                msg = data[pos:end]
-                replacement = self._error_replacement(msg) if replacing else None
-                if observer is not None:
-                    observer.on_error(
-                        m.parse_error_fields(replacement[5:] if replacement else msg[5:])
-                    )
+                replacement = self._error_replacement(data[pos:end])
                 if replacement is not None:
                     if out is None:
                         out = []
                     out.append(data[start:pos])
                     out.append(replacement)
                     start = end
-                pos = end
-                continue
-            if observer is not None and kind in (_DATAROW, _ROWDESC, _COMPLETE):
-                if end > n:
-                    break
-                msg = data[pos:end]
-                if kind == _DATAROW:
-                    new = observer.on_data_row(msg)
-                    if new is not None:
-                        if out is None:
-                            out = []
-                        out.append(data[start:pos])
-                        out.append(new)
-                        start = end
-                elif kind == _ROWDESC:
-                    observer.on_row_description(msg)
-                else:
-                    observer.on_command_complete(msg)
                 pos = end
                 continue
             if length < 4:
@@ -386,6 +395,52 @@ class PgRelay:
                 self._sskip = end - n
                 pos = n
                 break
+            pos = end
+        if out is None:
+            if start < pos:
+                self.client.write(data if pos == n and start == 0 else data[start:pos])
+        else:
+            out.append(data[start:pos])
+            self.client.write(b"".join(out))
+        if pos < n:
+            self._sbuf = data[pos:]
+
+    def _upstream_observed(self, data: bytes) -> None:
+        """Every server message whole, shown to the observer (masking may replace it)."""
+        observer = self.observer
+        assert observer is not None
+        if self._sbuf:
+            data = self._sbuf + data
+            self._sbuf = b""
+        n = len(data)
+        pos = 0
+        start = 0
+        out: list[bytes] | None = None
+        replacing = bool(self._replacements)
+        while n - pos >= 5:
+            kind = data[pos]
+            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            end = pos + 1 + length
+            if length < 4 or length > self.max_message:
+                self._upstream_violation(f"target sent a message with invalid length {length}")
+                return
+            if end > n:
+                break
+            msg = data[pos:end]
+            new: bytes | None = None
+            if kind == _ERROR and replacing:
+                new = self._error_replacement(msg)
+            elif kind == _READY:
+                self.txn_status = data[pos + 5]
+            changed = observer.server_message(kind, new if new is not None else msg)
+            if changed is not None:
+                new = changed
+            if new is not None:
+                if out is None:
+                    out = []
+                out.append(data[start:pos])
+                out.append(new)
+                start = end
             pos = end
         if out is None:
             if start < pos:

@@ -42,6 +42,7 @@ def _mysql_frontend(gw: Gateway) -> Callable[[], asyncio.Protocol] | None:
 
 async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = True) -> None:
     gw = Gateway(cfg)
+    await gw.start()
     watcher = SessionWatcher(gw)
     watcher.start()
     loop = asyncio.get_running_loop()

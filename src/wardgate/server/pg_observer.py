@@ -1,0 +1,427 @@
+"""What the gateway learns from a PostgreSQL session's messages, for recording and masking.
+
+Attached to a ``PgRelay`` when recording or masking is on. It follows the protocol's own
+ordering: every Query, Describe, Execute and Sync the client sends is answered in order,
+so a FIFO of pending entries maps each server message to the statement it belongs to,
+however deep the client pipelines. An error makes the server skip to the next Sync;
+entries it skipped are recorded as not executed.
+
+Masking rewrites DataRow/CopyData *before* recording sees them: recordings hold exactly
+what left the gateway.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from wardgate.pipeline.hooks import StatementPath, Verdict
+from wardgate.proto.pg import messages as m
+
+if TYPE_CHECKING:
+    from wardgate.recording.writer import ResultCapture, SessionRecorder
+
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+
+
+class RowMasker(Protocol):
+    """Masking as the observer needs it (implemented by ``wardgate.masking``)."""
+
+    def plan(self, columns: list[ColumnDesc] | None, formats: list[int]) -> object | None: ...
+
+    def mask_row(self, msg: bytes, plan: object) -> bytes | None: ...
+
+    def copy_plan(self, statement: str, binary: bool) -> object | None: ...
+
+    def mask_copy(self, data: bytes, plan: object) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class ColumnDesc:
+    name: str
+    table_oid: int
+    column: int
+    type_oid: int
+    format: int
+
+
+def parse_row_description(msg: bytes) -> list[ColumnDesc]:
+    n = _I16.unpack_from(msg, 5)[0]
+    pos = 7
+    out = []
+    for _ in range(n):
+        end = msg.index(b"\x00", pos)
+        name = msg[pos:end].decode("utf-8", "replace")
+        table_oid, col, type_oid, _size, _mod, fmt = struct.unpack_from("!IhIhih", msg, end + 1)
+        out.append(ColumnDesc(name, table_oid, col, type_oid, fmt))
+        pos = end + 19
+    return out
+
+
+def decode_data_row(msg: bytes, formats: list[int]) -> list[str | None]:
+    n = _I16.unpack_from(msg, 5)[0]
+    pos = 7
+    out: list[str | None] = []
+    for i in range(n):
+        length = _I32.unpack_from(msg, pos)[0]
+        pos += 4
+        if length < 0:
+            out.append(None)
+            continue
+        raw = msg[pos : pos + length]
+        pos += length
+        if i < len(formats) and formats[i] == 1:
+            out.append("\\x" + raw.hex())
+        else:
+            out.append(raw.decode("utf-8", "replace"))
+    return out
+
+
+def _parse_bind(msg: bytes) -> tuple[str, str, list[str | None], list[int]]:
+    """portal, statement, params (text; binary as \\x hex), result format codes."""
+    pos = 5
+    end = msg.index(b"\x00", pos)
+    portal = msg[pos:end].decode()
+    pos = end + 1
+    end = msg.index(b"\x00", pos)
+    stmt = msg[pos:end].decode()
+    pos = end + 1
+    nfmt = _I16.unpack_from(msg, pos)[0]
+    pos += 2
+    pfmts = [_I16.unpack_from(msg, pos + 2 * i)[0] for i in range(nfmt)]
+    pos += 2 * nfmt
+    nparams = _I16.unpack_from(msg, pos)[0]
+    pos += 2
+    params: list[str | None] = []
+    for i in range(nparams):
+        length = _I32.unpack_from(msg, pos)[0]
+        pos += 4
+        if length < 0:
+            params.append(None)
+            continue
+        raw = msg[pos : pos + length]
+        pos += length
+        fmt = pfmts[0] if nfmt == 1 else (pfmts[i] if i < nfmt else 0)
+        params.append("\\x" + raw.hex() if fmt == 1 else raw.decode("utf-8", "replace"))
+    nres = _I16.unpack_from(msg, pos)[0]
+    pos += 2
+    rfmts = [_I16.unpack_from(msg, pos + 2 * i)[0] for i in range(nres)]
+    return portal, stmt, params, rfmts
+
+
+@dataclass(slots=True)
+class _Statement:
+    sql: str
+    verdict: Verdict
+    columns: list[ColumnDesc] | None = None
+
+
+@dataclass(slots=True)
+class _Portal:
+    statement: _Statement
+    params: list[str | None]
+    formats: list[int]
+    columns: list[ColumnDesc] | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str  # "simple" | "execute" | "describe" | "sync"
+    sql: str = ""
+    path: StatementPath = "simple"
+    n: int = 0
+    params: list[str | None] = field(default_factory=list)
+    portal: _Portal | None = None
+    describe_target: _Statement | _Portal | None = None
+    started_wall: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.perf_counter)
+    rows: int = 0
+    error: tuple[str, str] | None = None
+    done: bool = False
+
+
+def _rows_from_tag(tag: str) -> int | None:
+    last = tag.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else None
+
+
+class PgObserver:
+    def __init__(self, recorder: SessionRecorder | None, masker: RowMasker | None) -> None:
+        self.rec = recorder
+        self.masker = masker
+        self.fifo: deque[_Pending] = deque()
+        self.statements: dict[str, _Statement] = {}
+        self.portals: dict[str, _Portal] = {}
+        self._cols: list[ColumnDesc] | None = None
+        self._formats: list[int] = []
+        self._plan: object | None = None
+        self._capture: ResultCapture | None = None
+        self._copy_plan: object | None = None
+
+    # ------------------------------------------------------------------ client side
+    def statement_judged(self, kind: str, name: str, sql: str, verdict: Verdict) -> None:
+        """A Query or Parse was judged. Denials are recorded now: they never execute."""
+        rec = self.rec
+        if kind == "simple":
+            n = rec.next_statement() if rec is not None else 0
+            if rec is not None:
+                self._decision(n, verdict)
+            # A denied Query still gets the server's (replaced) ErrorResponse and
+            # ReadyForQuery, so it finishes through the normal path with SQLSTATE 42501.
+            self.fifo.append(_Pending("simple", sql=sql, n=n))
+            return
+        self.statements[name] = _Statement(sql, verdict)
+        if verdict.kind == "deny" and rec is not None:
+            n = rec.next_statement()
+            self._decision(n, verdict)
+            self._record_denied(n, sql, "extended", verdict)
+
+    def approval(self, request_id: str, state: str, by: str, reason: str) -> None:
+        if self.rec is None:
+            return
+        n = self.fifo[-1].n if self.fifo and self.fifo[-1].kind == "simple" else 0
+        self.rec.approval(
+            n,
+            state,  # type: ignore[arg-type]
+            request_id=request_id or "none",
+            approver=by or None,
+            reason=reason or None,
+        )
+
+    def client_message(self, kind: int, msg: bytes) -> None:
+        if kind == 66:  # 'B' Bind
+            portal_name, stmt_name, params, formats = _parse_bind(msg)
+            stmt = self.statements.get(stmt_name)
+            if stmt is not None:
+                self.portals[portal_name] = _Portal(stmt, params, formats, None)
+        elif kind == 69:  # 'E' Execute
+            end = msg.index(b"\x00", 5)
+            portal_ = self.portals.get(msg[5:end].decode())
+            if portal_ is None:
+                self.fifo.append(_Pending("execute", path="extended"))
+                return
+            portal = portal_
+            if portal.statement.verdict.kind == "deny":
+                # Recorded when its Parse was denied; the server never runs it.
+                self.fifo.append(_Pending("execute", path="extended"))
+                return
+            n = 0
+            if self.rec is not None:
+                n = self.rec.next_statement()
+                self._decision(n, portal.statement.verdict)
+            self.fifo.append(
+                _Pending(
+                    "execute",
+                    sql=portal.statement.sql,
+                    path="extended",
+                    n=n,
+                    params=portal.params,
+                    portal=portal,
+                )
+            )
+        elif kind == 68:  # 'D' Describe
+            which = msg[5:6]
+            name = msg[6:-1].decode()
+            target: _Statement | _Portal | None = (
+                self.statements.get(name) if which == b"S" else self.portals.get(name)
+            )
+            self.fifo.append(_Pending("describe", describe_target=target))
+        elif kind == 83:  # 'S' Sync
+            self.fifo.append(_Pending("sync"))
+        elif kind == 67:  # 'C' Close
+            which = msg[5:6]
+            name = msg[6:-1].decode()
+            if which == b"S":
+                self.statements.pop(name, None)
+            else:
+                self.portals.pop(name, None)
+
+    # ------------------------------------------------------------------ server side
+    def _head(self) -> _Pending | None:
+        for p in self.fifo:
+            if not p.done and p.kind != "sync":
+                return p
+            if p.kind == "sync":
+                return None
+        return None
+
+    def server_message(self, kind: int, msg: bytes) -> bytes | None:
+        """Observe one server message; return replacement bytes when masking changed it."""
+        if kind == 68:  # 'D' DataRow
+            if self._cols is None:
+                self._rows_without_description()
+            out = None
+            plan = self._plan
+            if plan is not None and self.masker is not None:
+                out = self.masker.mask_row(msg, plan)
+            cap = self._capture
+            if cap is not None:
+                if cap.truncated:
+                    cap.total_rows += 1
+                    cap.total_bytes += len(msg) - 7
+                else:
+                    cap.add(decode_data_row(out if out is not None else msg, self._formats))
+            head = self._head()
+            if head is not None:
+                head.rows += 1
+            return out
+        if kind == 84:  # 'T' RowDescription
+            cols = parse_row_description(msg)
+            head = self._head()
+            if head is not None and head.kind == "describe":
+                tgt = head.describe_target
+                if tgt is not None:
+                    tgt.columns = cols
+                head.done = True
+                return None
+            self._start_result(head, cols, [c.format for c in cols])
+            return None
+        if kind == 67:  # 'C' CommandComplete
+            self._end_result()
+            head = self._head()
+            if head is not None:
+                tag = msg[5:-1].decode("ascii", "replace")
+                rows = _rows_from_tag(tag)
+                if rows is not None and head.rows == 0:
+                    head.rows = rows
+                if head.kind == "execute":
+                    self._finish(head)
+            return None
+        if kind in (73, 115):  # 'I' EmptyQuery, 's' PortalSuspended
+            self._end_result()
+            head = self._head()
+            if head is not None and head.kind == "execute":
+                self._finish(head)
+            return None
+        if kind == 110:  # 'n' NoData
+            head = self._head()
+            if head is not None and head.kind == "describe":
+                head.done = True
+            return None
+        if kind == 69:  # 'E' ErrorResponse
+            self._end_result()
+            fields = m.parse_error_fields(msg[5:])
+            head = self._head()
+            if head is not None:
+                head.error = (fields.get("C", ""), fields.get("M", ""))
+                if head.kind == "execute":
+                    self._finish(head)
+                elif head.kind == "describe":
+                    head.done = True
+            return None
+        if kind == 90:  # 'Z' ReadyForQuery: everything up to this Sync/Query is over
+            self._end_result()
+            while self.fifo:
+                p = self.fifo.popleft()
+                if p.kind == "sync":
+                    break
+                if p.kind == "simple":
+                    self._finish(p)
+                    break
+                if p.kind == "execute" and not p.done:
+                    p.error = p.error or (
+                        "",
+                        "not executed: an earlier message in the batch failed",
+                    )
+                    self._finish(p)
+            return None
+        if kind == 72:  # 'H' CopyOutResponse
+            head = self._head()
+            if self.masker is not None and head is not None:
+                self._copy_plan = self.masker.copy_plan(head.sql, msg[5] == 1)
+            return None
+        if kind == 100:  # 'd' CopyData (COPY TO STDOUT)
+            plan = self._copy_plan
+            if plan is not None and self.masker is not None:
+                return self.masker.mask_copy(msg, plan)
+            return None
+        if kind == 99:  # 'c' CopyDone
+            self._copy_plan = None
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    def _start_result(
+        self,
+        head: _Pending | None,
+        cols: list[ColumnDesc],
+        formats: list[int],
+        *,
+        known: bool = True,
+    ) -> None:
+        self._end_result()
+        self._cols = cols
+        self._formats = formats
+        if self.masker is not None:
+            self._plan = self.masker.plan(cols if known else None, formats)
+        if self.rec is not None and head is not None and head.sql:
+            names = [c.name for c in cols] if known else ["?"]
+            self._capture = self.rec.capture(head.n, names)
+
+    def _end_result(self) -> None:
+        if self._capture is not None:
+            self._capture.finish()
+            self._capture = None
+        self._plan = None
+        self._cols = None
+
+    def _rows_without_description(self) -> None:
+        """An Execute of a statement the client described earlier sends no RowDescription:
+        use the one remembered for the portal/statement, with the Bind's result formats."""
+        head = self._head()
+        cols: list[ColumnDesc] | None = None
+        formats: list[int] = []
+        if head is not None and head.portal is not None:
+            portal = head.portal
+            cols = portal.columns or portal.statement.columns
+            n = len(cols) if cols else 0
+            f = portal.formats
+            formats = [0] * n if not f else ([f[0]] * n if len(f) == 1 else list(f[:n]))
+        # cols None: the layout is unknown; masking then scans every value (fail closed).
+        self._start_result(head, cols if cols else [], formats, known=bool(cols))
+
+    def _decision(self, n: int, v: Verdict) -> None:
+        assert self.rec is not None
+        self.rec.decision(
+            n,
+            v.kind,
+            rule=v.rule or None,
+            reason=v.reason or None,
+            classes=v.classes,
+            approvers=v.approvers,
+        )
+
+    def _record_denied(self, n: int, sql: str, path: StatementPath, v: Verdict) -> None:
+        if self.rec is None:
+            return
+        self.rec.statement(
+            n,
+            text=sql,
+            path=path,
+            started_at=datetime.now(UTC),
+            duration_us=0,
+            error_sqlstate=v.sqlstate,
+            error_message=f"denied by {v.rule}: {v.reason}",
+        )
+
+    def _finish(self, p: _Pending) -> None:
+        if p.done:
+            return
+        p.done = True
+        if self.rec is None or not p.sql:
+            return
+        self.rec.statement(
+            p.n,
+            text=p.sql,
+            path=p.path,
+            started_at=p.started_wall,
+            duration_us=int((time.perf_counter() - p.started) * 1e6),
+            params=p.params,
+            rows=p.rows,
+            error_sqlstate=p.error[0] if p.error else None,
+            error_message=p.error[1] if p.error else None,
+        )
