@@ -96,6 +96,7 @@ def quickstart_section(name: str) -> Any:
 def base_config(state_dir: Path, pg_port: int, mysql_port: int, api_port: int) -> dict[str, Any]:
     return {
         "policy": quickstart_section("policy"),
+        "masking": quickstart_section("masking"),
         "listen": {
             "postgres": f"127.0.0.1:{pg_port}",
             "mysql": f"127.0.0.1:{mysql_port}",

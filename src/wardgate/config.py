@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wardgate.authn.oidc_config import OidcIssuerConfig
 from wardgate.core.errors import ConfigError
+from wardgate.masking.config import MaskingConfig
 from wardgate.policy.config import PolicyConfig
 from wardgate.recording.config import RecordingConfig
 
@@ -191,6 +192,7 @@ class GatewayConfig(_Strict):
     mysql: MySqlConfig = Field(default_factory=MySqlConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
     source_path: Path | None = Field(default=None, exclude=True)
 
     def resolve_paths(self, base: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ from wardgate.storage.kills import record_kill_request
 
 if TYPE_CHECKING:
     from wardgate.authn.jwt import JwtVerifier
-    from wardgate.server.pg_observer import RowMasker
+    from wardgate.masking.engine import MaskingPolicy
 
 log = logging.getLogger("wardgate")
 
@@ -62,6 +63,8 @@ class Gateway:
             "mysql": ClassificationCache(classify_mysql),
         }
         self.approvals = ApprovalService(self.db, cfg.policy.approvals)
+        self.table_names: dict[str, tuple[float, dict[int, str]]] = {}
+        self._prepare_masking_key()
         self.recorder: Recorder | None = None
         if cfg.recording.enabled:
             self.recorder = Recorder.from_config(self.engine, cfg.recording, cfg.state.directory)
@@ -70,6 +73,24 @@ class Gateway:
             from wardgate.authn.jwt import JwtVerifier
 
             self.jwt = JwtVerifier(list(cfg.identity.oidc))
+
+    def _prepare_masking_key(self) -> None:
+        """Pseudonyms need a stable secret key: use the configured one, else one generated
+        once (0600) in the state directory, so joins on pseudonyms survive restarts."""
+        m = self.cfg.masking
+        if not m.enabled or m.pseudonym_key is not None:
+            return
+        if m.pseudonym_key_env and os.environ.get(m.pseudonym_key_env):
+            return
+        path = self.cfg.state.directory / "masking-pseudonym.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        data = m.model_dump()
+        data.update(pseudonym_key=path.read_text().strip(), pseudonym_key_env=None)
+        self.cfg.masking = type(m).model_validate(data)
 
     # -- identity ------------------------------------------------------------------------
     async def identify(self, secret: str) -> Principal:
@@ -117,10 +138,11 @@ class Gateway:
         self.kill(session_id, f"session killed by {by}: {reason}")
         return True
 
-    def masker_for(self, principal: Principal, target: str) -> RowMasker | None:
+    def masking_for(self, principal: Principal) -> MaskingPolicy | None:
         """Masking for this identity, or None when it may see everything (the zero-cost path)."""
-        del principal, target
-        return None
+        if not self.cfg.masking.enabled:
+            return None
+        return self.cfg.masking.masking_plan_for(principal.groups)
 
     def gate_for(self, live: LiveSession) -> StatementGate:
         assert live.principal is not None and live.target is not None

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import shlex
 import ssl
+import time
 from typing import TYPE_CHECKING
 
 from wardgate.core.errors import (
@@ -30,9 +31,10 @@ from wardgate.secrets.providers import resolve_credential
 from wardgate.server import metrics
 from wardgate.server.handshake_stream import HandshakeStream
 from wardgate.server.live import LiveSession, new_session_id
+from wardgate.server.pg_masking import CATALOG_QUERY, PgRowMasker
 from wardgate.server.pg_observer import PgObserver
 from wardgate.server.pg_relay import PgRelay
-from wardgate.server.pg_upstream import connect_upstream, send_cancel
+from wardgate.server.pg_upstream import Upstream, connect_upstream, send_cancel, simple_query
 
 if TYPE_CHECKING:
     from wardgate.server.gateway import Gateway
@@ -227,6 +229,10 @@ class PgFrontend(HandshakeStream):
             up.tls,
             self.tls,
         )
+        masking = gw.masking_for(principal)
+        tables: dict[int, str] = {}
+        if masking is not None and masking.column_rules:
+            tables = await self._table_names(database, up)
         assert self.transport is not None
         pid, secret_key = gw.live.assign_cancel_key(live)
         live.upstream_key = (target.host, target.effective_port, up.backend_pid, up.backend_secret)
@@ -271,7 +277,9 @@ class PgFrontend(HandshakeStream):
             max_statement_bytes=limits.max_statement_bytes,
             on_closed=closed,
         )
-        masker = gw.masker_for(principal, database)
+        masker = None
+        if masking is not None:
+            masker = PgRowMasker(masking, tables)
         if srec is not None or masker is not None:
             relay.observer = PgObserver(srec, masker)
         live.terminate = relay.terminate
@@ -280,6 +288,17 @@ class PgFrontend(HandshakeStream):
         relay.start(self.take_buffer(), up.stream.take_buffer())
         if self._eof:  # the client left while the target was logging us in
             relay.close("client_eof")
+
+    async def _table_names(self, target: str, up: Upstream) -> dict[int, str]:
+        """oid → schema.table for column rules, read on the fresh upstream connection
+        before the client gets it (cached per target for a minute)."""
+        cached = self.gw.table_names.get(target)
+        if cached is not None and time.monotonic() - cached[0] < 60:
+            return cached[1]
+        rows = await simple_query(up, CATALOG_QUERY)
+        names = {int(r[0] or 0): f"{r[1]}.{r[2]}" for r in rows}
+        self.gw.table_names[target] = (time.monotonic(), names)
+        return names
 
     async def _start_tls(self, ctx: ssl.SSLContext) -> None:
         assert self.transport is not None

@@ -432,7 +432,21 @@ class PgRelay:
                 new = self._error_replacement(msg)
             elif kind == _READY:
                 self.txn_status = data[pos + 5]
-            changed = observer.server_message(kind, new if new is not None else msg)
+            try:
+                changed = observer.server_message(kind, new if new is not None else msg)
+            except Exception as e:
+                # Fail closed: a result we cannot inspect (mask, record) does not leave.
+                log.exception("session %s: result inspection failed", self.live.id)
+                if start < pos:
+                    self.client.write(data[start:pos])
+                self.terminate(
+                    "error",
+                    f"the gateway could not inspect this result ({type(e).__name__}); "
+                    "nothing unmasked was sent. Binary COPY is not available to masked "
+                    "identities; use COPY ... TO STDOUT (FORMAT csv)",
+                    sqlstate="XX000",
+                )
+                return
             if changed is not None:
                 new = changed
             if new is not None:

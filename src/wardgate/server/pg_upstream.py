@@ -200,3 +200,33 @@ async def send_cancel(target: TargetConfig, pid: int, secret: int) -> None:
         await writer.drain()
     finally:
         writer.close()
+
+
+async def simple_query(up: Upstream, sql: str) -> list[list[str | None]]:
+    """Run one catalog query on a connection the client has not been handed yet."""
+    up.transport.resume_reading()
+    up.transport.write(m.query(sql))
+    rows: list[list[str | None]] = []
+    error = None
+    while True:
+        kind, payload = await up.stream.read_message(_MAX_HANDSHAKE_MESSAGE)
+        if kind == b"D":
+            n = struct.unpack_from("!h", payload, 0)[0]
+            pos = 2
+            row: list[str | None] = []
+            for _ in range(n):
+                (length,) = struct.unpack_from("!i", payload, pos)
+                pos += 4
+                if length < 0:
+                    row.append(None)
+                else:
+                    row.append(payload[pos : pos + length].decode("utf-8", "replace"))
+                    pos += length
+            rows.append(row)
+        elif kind == b"E":
+            error = m.parse_error_fields(payload).get("M", "error")
+        elif kind == b"Z":
+            up.transport.pause_reading()
+            if error is not None:
+                raise TargetUnavailableError(f"catalog lookup on the target failed: {error}")
+            return rows
