@@ -93,7 +93,8 @@ def test_tampering_is_detected(tmp_path: Path, target_db: str) -> None:
                 (first,),
             )
         r = gw.cli("audit", "verify", first, check=False)
-        assert r.returncode == 1 and "hash mismatch" in r.stdout or "modified" in r.stdout
+        assert r.returncode == 1
+        assert "hash mismatch" in r.stdout or "modified" in r.stdout
         assert "seq" in r.stdout
         with sqlite3.connect(db) as c:
             c.execute("delete from rec_events where session_id = ?", (second,))

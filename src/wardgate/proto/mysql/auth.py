@@ -92,8 +92,9 @@ def encrypt_password_rsa(password: bytes, nonce: bytes, public_key_pem: bytes) -
     plain = cleartext_password(password)
     message = bytes(b ^ salt[i % len(salt)] for i, b in enumerate(plain))
     sha1 = hashes.SHA1()  # noqa: S303 - the protocol mandates OAEP with SHA1
-    return key.encrypt(message, padding.OAEP(mgf=padding.MGF1(algorithm=sha1), algorithm=sha1,
-                                             label=None))
+    return key.encrypt(
+        message, padding.OAEP(mgf=padding.MGF1(algorithm=sha1), algorithm=sha1, label=None)
+    )
 
 
 # -- MariaDB client_ed25519 ------------------------------------------------------------------

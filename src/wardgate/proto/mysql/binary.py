@@ -57,8 +57,15 @@ class DateTimeValue:
     @classmethod
     def from_python(cls, value: date) -> DateTimeValue:
         if isinstance(value, datetime):
-            return cls(value.year, value.month, value.day, value.hour, value.minute,
-                       value.second, value.microsecond)
+            return cls(
+                value.year,
+                value.month,
+                value.day,
+                value.hour,
+                value.minute,
+                value.second,
+                value.microsecond,
+            )
         return cls(value.year, value.month, value.day)
 
     def to_python(self) -> date | datetime | None:
@@ -66,8 +73,15 @@ class DateTimeValue:
         if not (self.year and self.month and self.day):
             return None
         if self.hour or self.minute or self.second or self.microsecond:
-            return datetime(self.year, self.month, self.day, self.hour, self.minute,
-                            self.second, self.microsecond)
+            return datetime(
+                self.year,
+                self.month,
+                self.day,
+                self.hour,
+                self.minute,
+                self.second,
+                self.microsecond,
+            )
         return date(self.year, self.month, self.day)
 
 
@@ -87,12 +101,18 @@ class TimeValue:
         negative = value < timedelta(0)
         value = -value if negative else value
         secs = value.seconds
-        return cls(negative, value.days, secs // 3600, secs // 60 % 60, secs % 60,
-                   value.microseconds)
+        return cls(
+            negative, value.days, secs // 3600, secs // 60 % 60, secs % 60, value.microseconds
+        )
 
     def to_timedelta(self) -> timedelta:
-        delta = timedelta(days=self.days, hours=self.hours, minutes=self.minutes,
-                          seconds=self.seconds, microseconds=self.microseconds)
+        delta = timedelta(
+            days=self.days,
+            hours=self.hours,
+            minutes=self.minutes,
+            seconds=self.seconds,
+            microseconds=self.microseconds,
+        )
         return -delta if self.negative else delta
 
 
@@ -340,8 +360,7 @@ class StmtExecute:
                 )
             values.append(decode_value(r, types[i]))
         r.expect_end()
-        return cls(stmt_id, flags, iterations, types, tuple(values), bool(bound),
-                   long_data_params)
+        return cls(stmt_id, flags, iterations, types, tuple(values), bool(bound), long_data_params)
 
     def encode(self) -> bytes:
         out = [

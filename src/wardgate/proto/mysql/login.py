@@ -206,8 +206,7 @@ class DownstreamLogin:
     def _refuse(self, code: ErrorCode, message: str) -> LoginRefused:
         err = error_packet(code, message)
         self._state = _Down.DONE
-        return LoginRefused(self._frame(err.encode(self.negotiated or Capability.PROTOCOL_41)),
-                            err)
+        return LoginRefused(self._frame(err.encode(self.negotiated or Capability.PROTOCOL_41)), err)
 
     def tls_started(self) -> None:
         """The proxy finished the TLS handshake the client asked for."""
@@ -380,9 +379,7 @@ class UpstreamLogin:
         self._seq = (self._seq + 1) & 0xFF
         return data
 
-    def receive(
-        self, packet: Packet
-    ) -> Send | StartTls | LoginSucceeded | LoginRejected | None:
+    def receive(self, packet: Packet) -> Send | StartTls | LoginSucceeded | LoginRejected | None:
         """Consume one server packet. ``None`` means: nothing to write, feed the next one."""
         if packet.seq != self._seq:
             raise ProtocolViolationError(
@@ -465,10 +462,11 @@ class UpstreamLogin:
         return Send(self._frame(self._handshake_response()))
 
     def _handshake_response(self) -> bytes:
-        if self.plugin not in (auth.NATIVE_PASSWORD, auth.CACHING_SHA2_PASSWORD,
-                               auth.SHA256_PASSWORD) and not (
-            self.plugin == auth.CLEAR_PASSWORD and self._cleartext_ok()
-        ):
+        if self.plugin not in (
+            auth.NATIVE_PASSWORD,
+            auth.CACHING_SHA2_PASSWORD,
+            auth.SHA256_PASSWORD,
+        ) and not (self.plugin == auth.CLEAR_PASSWORD and self._cleartext_ok()):
             # Answer as native and let the target switch us to the plugin it wants (its
             # greeting nonce is 20 bytes; ed25519 needs the 32 it sends on the switch).
             self.plugin = auth.NATIVE_PASSWORD

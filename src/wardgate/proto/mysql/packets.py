@@ -117,7 +117,14 @@ class PacketFramer:
     """
 
     __slots__ = (
-        "_broken", "_buf", "_need", "_pending", "_pending_len", "_pos", "_view", "max_payload"
+        "_broken",
+        "_buf",
+        "_need",
+        "_pending",
+        "_pending_len",
+        "_pos",
+        "_view",
+        "max_payload",
     )
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
@@ -185,8 +192,7 @@ class PacketFramer:
                 if length >= MAX_PHYSICAL_PAYLOAD or end > size or length > cap:
                     break
                 seq = buf[pos + 3]
-                append(Packet(seq, view[pos + HEADER_SIZE : end], (seq + 1) & 0xFF,
-                              view[pos:end]))
+                append(Packet(seq, view[pos + HEADER_SIZE : end], (seq + 1) & 0xFF, view[pos:end]))
                 pos = end
             self._pos = pos
         while (packet := self.next_packet()) is not None:
@@ -209,8 +215,7 @@ class PacketFramer:
                 self._pos = end
                 view = self._view
                 seq = buf[pos + 3]
-                return Packet(seq, view[pos + HEADER_SIZE : end], (seq + 1) & 0xFF,
-                              view[pos:end])
+                return Packet(seq, view[pos + HEADER_SIZE : end], (seq + 1) & 0xFF, view[pos:end])
         if self._pending:
             self._buf = self._buf[self._pos :] + b"".join(self._pending)
             self._view = memoryview(self._buf)

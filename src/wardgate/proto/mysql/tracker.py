@@ -141,8 +141,13 @@ def is_trackable(command: int) -> bool:
         or command in _NO_RESPONSE
         or command in _SIMPLE
         or command
-        in (Command.STMT_PREPARE, Command.STMT_FETCH, Command.FIELD_LIST, Command.STATISTICS,
-            Command.CHANGE_USER)
+        in (
+            Command.STMT_PREPARE,
+            Command.STMT_FETCH,
+            Command.FIELD_LIST,
+            Command.STATISTICS,
+            Command.CHANGE_USER,
+        )
     )
 
 
@@ -249,8 +254,12 @@ class ResultSetTracker:
                 "forwarding it to the target"
             )
         stmt_id = None
-        if cmd in (Command.STMT_EXECUTE, Command.STMT_FETCH, Command.STMT_CLOSE,
-                   Command.STMT_RESET):
+        if cmd in (
+            Command.STMT_EXECUTE,
+            Command.STMT_FETCH,
+            Command.STMT_CLOSE,
+            Command.STMT_RESET,
+        ):
             if len(payload) < 5:
                 raise ProtocolViolationError(f"{command_name(cmd)} without a statement id")
             stmt_id = int.from_bytes(bytes(payload[1:5]), "little")
@@ -355,8 +364,7 @@ class ResultSetTracker:
                         self._cursor_columns.pop(head.statement_id, None)
                     self._finish()
                     return ResponseKind.END_OF_ROWS
-                if (status & ServerStatus.CURSOR_EXISTS and self._binary
-                        and not self.row_count):
+                if status & ServerStatus.CURSOR_EXISTS and self._binary and not self.row_count:
                     # Under DEPRECATE_EOF a cursor-opening execute ends its metadata with
                     # an OK-0xFE carrying CURSOR_EXISTS; the rows come with COM_STMT_FETCH.
                     self._open_cursor()
@@ -394,7 +402,8 @@ class ResultSetTracker:
             self._remaining -= 1
             if not self._remaining:
                 self._state = (
-                    _State.ROWS if self.capabilities & Capability.DEPRECATE_EOF
+                    _State.ROWS
+                    if self.capabilities & Capability.DEPRECATE_EOF
                     else _State.COLUMNS_EOF
                 )
             return ResponseKind.COLUMN_DEFINITION
