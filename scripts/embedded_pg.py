@@ -18,7 +18,7 @@ def main() -> None:
     srv = pgserver.get_server(str(data), cleanup_mode=None)
     host = srv.get_postmaster_info().socket_dir
     port = srv.get_postmaster_info().port
-    print(f"export WARDGATE_DEMO_PGHOST={host} WARDGATE_DEMO_PGPORT={port}")  # noqa: T201
+    print(f"export WARDGATE_DEMO_PGHOST={host} WARDGATE_DEMO_PGPORT={port}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,232 @@
+"""Per-statement CPU cost of each hot-path component, in-process, no sockets.
+
+    .venv/bin/python bench/micro.py                       # this tree
+    PYTHONPATH=/tmp/wg-exp/src .venv/bin/python bench/micro.py   # a patched copy
+
+End-to-end numbers (``bench/run.py``) say *how much* the gateway costs; this says
+*where*: it drives ``PgRelay`` with fake transports through the same message sequences
+pgbench sends (simple, extended, prepared) and times the pieces separately -- statement
+classification on a cache miss and a hit, ``PolicyGate.judge``, the relay's framing with
+and without the recording observer, and the recorder's event work on the event loop (the
+store writer thread is not started: its cost is the difference in ``bench/profile.py``).
+Each figure is the best of several repeats, in µs per statement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+Q_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = {};"
+P_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"
+
+
+def msg(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
+def cstr(s: str) -> bytes:
+    return s.encode() + b"\x00"
+
+
+ROWDESC = msg(
+    b"T", struct.pack("!h", 1) + cstr("abalance") + struct.pack("!IhIhih", 0, 0, 23, 4, -1, 0)
+)
+DATAROW = msg(b"D", struct.pack("!h", 1) + struct.pack("!i", 1) + b"0")
+COMPLETE = msg(b"C", cstr("SELECT 1"))
+READY = msg(b"Z", b"I")
+PARSE_OK = msg(b"1", b"")
+BIND_OK = msg(b"2", b"")
+
+
+def bind(stmt: str, aid: int) -> bytes:
+    v = str(aid).encode()
+    body = cstr("") + cstr(stmt) + struct.pack("!hh", 0, 1) + struct.pack("!i", len(v)) + v
+    return msg(b"B", body + struct.pack("!h", 0))
+
+
+def extended(aid: int) -> bytes:
+    parse = msg(b"P", cstr("") + cstr(P_SQL) + struct.pack("!h", 0))
+    return (
+        parse
+        + bind("", aid)
+        + msg(b"D", b"P" + cstr(""))
+        + msg(b"E", cstr("") + struct.pack("!i", 0))
+        + msg(b"S", b"")
+    )
+
+
+def prepared(aid: int) -> bytes:
+    return (
+        bind("P0_1", aid)
+        + msg(b"D", b"P" + cstr(""))
+        + msg(b"E", cstr("") + struct.pack("!i", 0))
+        + msg(b"S", b"")
+    )
+
+
+REPLY = {
+    "simple": ROWDESC + DATAROW + COMPLETE + READY,
+    "extended": PARSE_OK + BIND_OK + ROWDESC + DATAROW + COMPLETE + READY,
+    "prepared": BIND_OK + ROWDESC + DATAROW + COMPLETE + READY,
+}
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.bytes += len(data)
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def set_protocol(self, p: object) -> None: ...
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None: ...
+
+
+def best_us(fn: Callable[[int], None], n: int, repeat: int = 5) -> float:
+    best = float("inf")
+    base = 1_000_000
+    for r in range(repeat):
+        start = base + r * n
+        t0 = time.perf_counter()
+        for i in range(start, start + n):
+            fn(i)
+        best = min(best, (time.perf_counter() - t0) / n * 1e6)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("-n", type=int, default=20_000, help="statements per repeat")
+    args = ap.parse_args()
+    n = args.n
+
+    from wardgate.config import GatewayConfig
+    from wardgate.core.model import Principal
+    from wardgate.pipeline.statement_gate import PolicyGate
+    from wardgate.policy.engine import PolicyEngine
+    from wardgate.server.live import LiveSession
+    from wardgate.server.pg_relay import PgRelay
+    from wardgate.sql.cache import ClassificationCache
+    from wardgate.sql.postgres import classify_postgres
+
+    policy = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())["policy"]
+    cfg = GatewayConfig.model_validate({"policy": policy})
+    principal = Principal("bench", frozenset({"dba"}), "token")
+    engine = PolicyEngine(cfg.policy)
+
+    def new_gate() -> Any:
+        return PolicyGate(
+            principal=principal,
+            target="demo",
+            session_id="ses_bench",
+            engine=engine,
+            cache=ClassificationCache(classify_postgres),
+            approvals=None,
+            approval_timeout=1.0,
+        )
+
+    rows: list[tuple[str, float]] = []
+    rows.append(
+        (
+            "classify_postgres, unique literal (a cache miss)",
+            best_us(lambda i: classify_postgres(Q_SQL.format(i)), n // 4),
+        )
+    )
+    cache = ClassificationCache(classify_postgres)
+    cache.classify(P_SQL)
+    rows.append(("ClassificationCache.classify, hit", best_us(lambda i: cache.classify(P_SQL), n)))
+    gate = new_gate()
+    rows.append(
+        (
+            "PolicyGate.judge, simple, unique literal",
+            best_us(lambda i: gate.judge(Q_SQL.format(i), "simple"), n // 4),
+        )
+    )
+    gate.judge(P_SQL, "extended")
+    rows.append(
+        (
+            "PolicyGate.judge, extended (cache hit)",
+            best_us(lambda i: gate.judge(P_SQL, "extended"), n),
+        )
+    )
+
+    recorder = None
+    try:
+        from sqlalchemy import create_engine
+
+        from wardgate.recording.config import RecordingConfig
+        from wardgate.recording.events import SessionMeta
+        from wardgate.recording.keys import SigningKey
+        from wardgate.recording.writer import Recorder
+        from wardgate.server.pg_observer import PgObserver
+
+        recorder = Recorder(
+            create_engine("sqlite://"),
+            SigningKey.generate(),
+            RecordingConfig(queue_max_events=10**9, queue_max_bytes=2**60),
+        )
+    except Exception as e:  # recording not in this tree, or its API moved
+        print(f"(recording observer not measured: {type(e).__name__}: {e})")
+
+    for mode in ("simple", "extended", "prepared"):
+        for observed in (False, True) if recorder is not None else (False,):
+            gate = new_gate()
+            relay = PgRelay(
+                LiveSession(id="ses_bench", protocol="postgres", client_addr="x"),
+                FakeTransport(),  # type: ignore[arg-type]
+                FakeTransport(),  # type: ignore[arg-type]
+                gate,
+                max_message_bytes=64 << 20,
+                max_statement_bytes=16 << 20,
+                on_closed=lambda r: None,
+            )
+            if observed:
+                srec = recorder.open_session(  # type: ignore[union-attr]
+                    SessionMeta(f"ses_{mode}", principal, "127.0.0.1:1", "demo", "postgresql")
+                )
+                relay.observer = PgObserver(srec, None)
+                if mode == "prepared":
+                    relay.client_data(msg(b"P", cstr("P0_1") + cstr(P_SQL) + b"\x00\x00"))
+                    relay.upstream_data(PARSE_OK)
+            reply = REPLY[mode]
+
+            def one(i: int, relay: PgRelay = relay, mode: str = mode, reply: bytes = reply) -> None:
+                if mode == "simple":
+                    data = msg(b"Q", cstr(Q_SQL.format(i)))
+                elif mode == "extended":
+                    data = extended(i)
+                else:
+                    data = prepared(i)
+                relay.client_data(data)
+                relay.upstream_data(reply)
+
+            us = best_us(one, n // 4 if mode == "simple" else n)
+            if recorder is not None:
+                recorder._ops.clear()  # keep memory flat between repeats
+            label = "with recording observer" if observed else "no observer"
+            rows.append((f"PgRelay round trip -M {mode}, {label} (incl. judge)", us))
+
+    print("| component | µs per statement |")
+    print("|---|---:|")
+    for name, us in rows:
+        print(f"| {name} | {us:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
