@@ -151,6 +151,22 @@ def sign_head(key: SigningKey, session_id: str, last_seq: int, head: str, status
     return key.sign(head_message(session_id, last_seq, head, status)).hex()
 
 
+def lock_global_log(conn: Connection) -> None:
+    """Serialise writers of the global log across processes and nodes.
+
+    Every batch may append to the one global chain, whose next position depends on the
+    current tail. Without a lock two workers (``serve --workers``) or two nodes read the
+    same tail and one batch fails, which fails statements closed for nothing. Taken first
+    in the transaction, before anything is read, so the tail that follows is current.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261541201)")
+    elif conn.dialect.name == "sqlite":
+        # A write statement (even one that changes nothing) takes SQLite's write lock,
+        # waiting out busy_timeout, before this transaction reads anything.
+        conn.exec_driver_sql("UPDATE rec_global_log SET position = position WHERE 0")
+
+
 def global_tail(conn: Connection) -> tuple[int, str]:
     """(position, hash) the next global entry chains onto: last entry, else last checkpoint."""
     row = conn.execute(
@@ -246,6 +262,7 @@ def write_batch(
 ) -> None:
     """Apply one batch in one transaction: all of it is stored, or none of it."""
     with engine.begin() as conn:
+        lock_global_log(conn)
         existing: set[str] = set()
         max_seq: dict[str, int] = {}
         sealed: set[str] = set()

@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wardgate.authn.tokens import TokenService, looks_like_token
@@ -21,16 +22,19 @@ from wardgate.core.errors import (
     AuthorizationError,
     RecordingUnavailableError,
     UnknownTargetError,
+    WardgateError,
 )
 from wardgate.core.model import Principal
 from wardgate.pipeline.hooks import StatementGate, Verdict
 from wardgate.pipeline.statement_gate import PolicyGate
 from wardgate.policy.approvals import ApprovalService
 from wardgate.policy.engine import PolicyEngine
+from wardgate.proto.pg import messages as m
 from wardgate.recording.writer import Recorder
 from wardgate.server import metrics
 from wardgate.server.ledger import SessionLedger
 from wardgate.server.live import LiveRegistry, LiveSession
+from wardgate.server.pg_upstream import send_cancel
 from wardgate.server.tls import client_ssl_context
 from wardgate.sql.cache import ClassificationCache
 from wardgate.sql.mysql import classify_mysql
@@ -54,7 +58,8 @@ class Gateway:
             upgrade(self.engine)
         self.db = session_factory(self.engine)
         self.tokens = TokenService(self.db)
-        self.live = LiveRegistry()
+        self.worker = int(os.environ.get("WARDGATE_WORKER", "0"))
+        self.live = LiveRegistry(self.worker)
         self.ledger = SessionLedger(self.db, self.node)
         self.client_tls: ssl.SSLContext | None = client_ssl_context(cfg)
         self.policy = PolicyEngine(cfg.policy)
@@ -199,6 +204,50 @@ class Gateway:
     def session_failed(self, live: LiveSession, reason: str, detail: str | None) -> None:
         metrics.SESSIONS_TOTAL.labels(live.protocol, reason).inc()
         self.ledger.ended(live, reason, detail, inserted=False)
+
+    def cancel_socket(self, worker: int) -> Path:
+        return self.cfg.state.directory / "run" / f"cancel-{worker}.sock"
+
+    async def cancel(self, pid: int, secret: int, *, forwarded: bool = False) -> None:
+        """Map a client's CancelRequest to the target; hand it to the owning worker."""
+        live = self.live.lookup_cancel(pid, secret)
+        if live is None:
+            owner = self.live.worker_of(pid)
+            if forwarded or owner == self.worker or "WARDGATE_WORKER" not in os.environ:
+                log.info("cancel request with an unknown key ignored")
+                return
+            try:
+                _, w = await asyncio.open_unix_connection(str(self.cancel_socket(owner)))
+                w.write(m.cancel_request(pid, secret))
+                await w.drain()
+                w.close()
+            except OSError:
+                log.info("could not forward a cancel request to worker %d", owner)
+            return
+        if live.upstream_key is None or live.target is None:
+            return
+        _, _, up_pid, up_secret = live.upstream_key
+        await send_cancel(self.cfg.targets[live.target], up_pid, up_secret)
+
+    async def serve_cancel_socket(self) -> asyncio.Server | None:
+        """In worker mode, accept CancelRequests forwarded by sibling workers."""
+        if "WARDGATE_WORKER" not in os.environ:
+            return None
+        path = self.cancel_socket(self.worker)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+
+        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                pkt = m.parse_startup((await r.readexactly(16))[4:])
+                if pkt.kind == "cancel":
+                    await self.cancel(pkt.cancel_pid, pkt.cancel_secret, forwarded=True)
+            except (asyncio.IncompleteReadError, WardgateError):
+                pass
+            finally:
+                w.close()
+
+        return await asyncio.start_unix_server(handle, str(path))
 
     def kill(self, session_id: str, why: str) -> bool:
         live = self.live.sessions.get(session_id)

@@ -59,9 +59,12 @@ class LiveSession:
 
 
 class LiveRegistry:
-    def __init__(self) -> None:
+    def __init__(self, worker: int = 0) -> None:
         self.sessions: dict[str, LiveSession] = {}
         self._by_pid: dict[int, LiveSession] = {}
+        # With --workers N a CancelRequest may reach any process; the worker index in the
+        # top bits of the key tells which one holds the session.
+        self.worker = worker
 
     def add(self, s: LiveSession) -> None:
         self.sessions[s.id] = s
@@ -73,13 +76,17 @@ class LiveRegistry:
 
     def assign_cancel_key(self, s: LiveSession) -> tuple[int, int]:
         while True:
-            pid = secrets.randbelow(2**31 - 1) + 1
+            pid = (self.worker << 24) | (secrets.randbits(24) or 1)
             if pid not in self._by_pid:
                 break
         key = (pid, secrets.randbits(32))
         s.gateway_key = key
         self._by_pid[pid] = s
         return key
+
+    @staticmethod
+    def worker_of(pid: int) -> int:
+        return (pid >> 24) & 0x7F
 
     def lookup_cancel(self, pid: int, secret: int) -> LiveSession | None:
         s = self._by_pid.get(pid)

@@ -34,7 +34,7 @@ from wardgate.server.live import LiveSession, new_session_id
 from wardgate.server.pg_masking import CATALOG_QUERY, PgRowMasker
 from wardgate.server.pg_observer import PgObserver
 from wardgate.server.pg_relay import PgRelay
-from wardgate.server.pg_upstream import Upstream, connect_upstream, send_cancel, simple_query
+from wardgate.server.pg_upstream import Upstream, connect_upstream, simple_query
 
 if TYPE_CHECKING:
     from wardgate.server.gateway import Gateway
@@ -310,11 +310,5 @@ class PgFrontend(HandshakeStream):
 
     async def _cancel(self, pid: int, secret: int) -> None:
         assert self.transport is not None
-        live = self.gw.live.lookup_cancel(pid, secret)
         self.transport.close()
-        if live is None or live.upstream_key is None or live.target is None:
-            log.info("cancel request with an unknown key ignored")
-            return
-        target = self.gw.cfg.targets[live.target]
-        _, _, up_pid, up_secret = live.upstream_key
-        await send_cancel(target, up_pid, up_secret)
+        await self.gw.cancel(pid, secret)

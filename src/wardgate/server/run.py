@@ -43,6 +43,7 @@ def _mysql_frontend(gw: Gateway) -> Callable[[], asyncio.Protocol] | None:
 async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = True) -> None:
     gw = Gateway(cfg)
     await gw.start()
+    cancel_server = await gw.serve_cancel_socket()
     watcher = SessionWatcher(gw)
     watcher.start()
     loop = asyncio.get_running_loop()
@@ -86,6 +87,8 @@ async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = Tru
     log.info("shutting down")
     for srv in servers:
         srv.close()
+    if cancel_server is not None:
+        cancel_server.close()
     if api_server is not None:
         api_server.should_exit = True
         if api_task is not None:
