@@ -245,6 +245,7 @@ class MySqlRelay:
         self._hold_task: asyncio.Task[None] | None = None
         self._prepares: deque[str] = deque()  # SQL of COM_STMT_PREPAREs in flight
         self._last_prepare_denied = False
+        self._last_prepared_id = -1
         self._infile_armed = 0  # allowed LOAD DATA LOCAL statements sent to the target
         self._infile_upload = False  # forwarding the client's file to the target
         self._changing_user = False  # the next client packet answers our auth switch
@@ -338,6 +339,8 @@ class MySqlRelay:
                 return True
             if self.observer is not None and len(payload) >= 5:
                 stmt_id = int.from_bytes(payload[1:5], "little")
+                if stmt_id == LAST_PREPARED_STATEMENT_ID:
+                    stmt_id = self._last_prepared_id
                 stmt = self.statements.get(stmt_id)
                 self.observer.statement_executed(stmt_id, stmt.sql if stmt else "")
             if (
@@ -786,6 +789,7 @@ class MySqlRelay:
             prepared = tracker.prepared
             sql = self._prepares.popleft() if self._prepares else ""
             if prepared is not None:
+                self._last_prepared_id = prepared.statement_id
                 self.statements[prepared.statement_id] = PreparedStatement(
                     sql, tracker.params, tracker.columns
                 )
