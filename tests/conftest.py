@@ -6,6 +6,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The machines are shared and noisy: property tests judge behaviour, not speed.
+settings.register_profile(
+    "wardgate",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("wardgate")
 
 sys.path.insert(0, str(Path(__file__).parent))
 

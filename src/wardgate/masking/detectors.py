@@ -481,6 +481,20 @@ class EmailDetector(Detector):
     _LOCAL_REVERSED = re.compile(rb"[" + _LOCAL_CHARS + rb"]{1,256}")
     _DOMAIN = re.compile(rb"[A-Za-z0-9\-\x80-\xff]+(?:\.[A-Za-z0-9\-\x80-\xff]+)+")
     _URL_USERINFO = re.compile(rb"://[^\s/?#@]*:\Z")
+    _WHOLE = re.compile(
+        rb"[A-Za-z0-9_%+\-][A-Za-z0-9._%+'\-]{0,63}@([A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+)"
+    )
+
+    def whole(self, value: bytes) -> Finding | None:
+        """The value *is* one plain ASCII address (an e-mail column): one regex instead
+        of the general search. None means "use :meth:`find`", not "no address"."""
+        m = self._WHOLE.fullmatch(value)
+        if m is None or value.find(b".@") != -1 or value.find(b"..") != -1:
+            return None
+        domain = m.group(1)
+        if not _tld_ok(domain[domain.rfind(b".") + 1 :]) or not _labels_ok(domain):
+            return None
+        return Finding(0, len(value), "email", value.decode("ascii").lower())
 
     def find(self, value: bytes) -> list[Finding]:
         out: list[Finding] = []

@@ -224,7 +224,7 @@ class Gateway:
             except OSError:
                 log.info("could not forward a cancel request to worker %d", owner)
             return
-        if live.upstream_key is None or live.target is None:
+        if live.protocol != "postgres" or live.upstream_key is None or live.target is None:
             return
         _, _, up_pid, up_secret = live.upstream_key
         await send_cancel(self.cfg.targets[live.target], up_pid, up_secret)
