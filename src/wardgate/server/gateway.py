@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import ssl
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,7 @@ class Gateway:
         }
         self.approvals = ApprovalService(self.db, cfg.policy.approvals)
         self.table_names: dict[str, tuple[float, dict[int, str]]] = {}
+        self._retention_task: asyncio.Task[None] | None = None
         self._prepare_masking_key()
         self.recorder: Recorder | None = None
         if cfg.recording.enabled:
@@ -186,6 +188,26 @@ class Gateway:
                     "sealed %d session recording(s) left open by a previous run", len(recovered)
                 )
             self.recorder.start()
+            period = self.cfg.recording.retention_period
+            if period is not None and self.worker == 0:
+                self._retention_task = asyncio.get_running_loop().create_task(
+                    self._retention_loop(period)
+                )
+
+    async def _retention_loop(self, period: timedelta) -> None:
+        """Purge recordings past ``recording.retention`` every few hours (one worker only);
+        the purge checkpoints the global chain so `audit verify` keeps passing."""
+        from wardgate.recording.keys import load_signing_key
+        from wardgate.recording.retention import purge
+
+        key = load_signing_key(self.cfg.recording.key_path(self.cfg.state.directory))
+        while True:
+            try:
+                report = await asyncio.to_thread(purge, self.engine, key, period)
+                log.info("recording retention: %s", report)
+            except Exception:
+                log.exception("recording retention purge failed; will retry")
+            await asyncio.sleep(6 * 3600)
 
     # -- bookkeeping -------------------------------------------------------------------
     def session_started(self, live: LiveSession) -> None:
@@ -264,6 +286,8 @@ class Gateway:
         if self.jwt is not None:
             await self.jwt.aclose()
         await self.approvals.aclose()
+        if self._retention_task is not None:
+            self._retention_task.cancel()
         if self.recorder is not None:
             await self.recorder.aclose()
         self.ledger.close()
