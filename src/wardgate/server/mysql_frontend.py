@@ -52,10 +52,13 @@ from wardgate.proto.mysql import (
     error_packet_for,
 )
 from wardgate.proto.mysql.charsets import text_codec
+from wardgate.recording.events import SessionMeta
 from wardgate.secrets.providers import resolve_credential
 from wardgate.server import metrics
 from wardgate.server.handshake_stream import HandshakeStream
 from wardgate.server.live import LiveSession, new_session_id
+from wardgate.server.mysql_masking import MySqlRowMasker
+from wardgate.server.mysql_observer import MySqlObserver
 from wardgate.server.mysql_relay import MySqlRelay
 from wardgate.server.mysql_upstream import (
     LAYOUT_CAPABILITIES,
@@ -65,6 +68,7 @@ from wardgate.server.mysql_upstream import (
     connect_mysql_upstream,
     read_packet,
 )
+from wardgate.server.pg_frontend import recording_end_reason
 
 if TYPE_CHECKING:
     from wardgate.config import TargetConfig
@@ -305,8 +309,30 @@ class MySqlFrontend(HandshakeStream):
         self.transport.write(login.accept(up.ok))
         gate = gw.gate_for(live)
         limits = gw.cfg.limits
+        srec = None
+        if gw.recorder is not None:
+            srec = gw.recorder.open_session(
+                SessionMeta(
+                    session_id=live.id,
+                    principal=principal,
+                    client_address=live.client_addr,
+                    target=schema,
+                    protocol="mysql",
+                    database=target.database,
+                    target_user=credential.username,
+                )
+            )
+        observer: MySqlObserver | None = None
 
         def closed(relay: MySqlRelay) -> None:
+            if observer is not None:
+                observer.close()
+            if srec is not None:
+                srec.close(
+                    recording_end_reason(relay.end_reason),
+                    bytes_in=live.bytes_from_client,
+                    bytes_out=live.bytes_to_client,
+                )
             gw.session_ended(live, relay.end_reason or "closed", relay.end_detail)
 
         relay = MySqlRelay(
@@ -327,6 +353,15 @@ class MySqlFrontend(HandshakeStream):
             reauthenticate=lambda p: self._reauthenticate(live, schema, target, p),
             on_closed=closed,
         )
+        masking = gw.masking_for(principal)
+        if srec is not None or masking is not None:
+            observer = MySqlObserver(
+                srec,
+                MySqlRowMasker(masking) if masking is not None else None,
+                relay.tracker,
+                relay.statements,
+            )
+            relay.observer = observer
         live.terminate = relay.terminate
         gw.session_started(live)
         self.relay = relay

@@ -134,18 +134,20 @@ class ResultObserver(Protocol):
 
     Called in protocol order: ``statement_judged`` for every COM_QUERY / COM_STMT_PREPARE
     (``kind`` "simple" or "extended"; denials never reach the target), ``approval`` when
-    a held statement is decided, ``statement_executed`` for COM_STMT_EXECUTE with the
-    prepared statement's text, then per result ``on_columns`` (before its first row;
-    ``binary``: COM_STMT_EXECUTE / FETCH rows), ``on_row`` -- which may return a
-    replacement payload, below 16 MiB-1 bytes when the original was -- and
-    ``on_result_end`` with the packet kind that ended it (END_OF_ROWS, OK or ERROR).
+    a held statement is decided, ``statement_executed`` for each COM_STMT_EXECUTE the
+    target answers, with the prepared statement's text and the command's payload (its
+    bound parameters), then per result ``on_columns`` (before its first row; ``binary``:
+    COM_STMT_EXECUTE / FETCH rows), ``on_row`` -- which may return a replacement payload,
+    below 16 MiB-1 bytes when the original was -- and ``on_result_end`` with the packet
+    kind that ended it (END_OF_ROWS, OK or ERROR). An exception from the observer ends
+    the session with an ERR in place of the packet it was inspecting (fail closed).
     """
 
     def statement_judged(self, kind: str, name: str, sql: str, verdict: Verdict) -> None: ...
 
     def approval(self, request_id: str, state: str, by: str, reason: str) -> None: ...
 
-    def statement_executed(self, statement_id: int, sql: str) -> None: ...
+    def statement_executed(self, statement_id: int, sql: str, payload: memoryview) -> None: ...
 
     def on_columns(self, columns: Sequence[ColumnDefinition], binary: bool) -> None: ...
 
@@ -337,12 +339,6 @@ class MySqlRelay:
             if stop is not None:
                 self._answer(p, _denial(stop))
                 return True
-            if self.observer is not None and len(payload) >= 5:
-                stmt_id = int.from_bytes(payload[1:5], "little")
-                if stmt_id == LAST_PREPARED_STATEMENT_ID:
-                    stmt_id = self._last_prepared_id
-                stmt = self.statements.get(stmt_id)
-                self.observer.statement_executed(stmt_id, stmt.sql if stmt else "")
             if (
                 self._last_prepare_denied
                 and len(payload) >= 5
@@ -359,6 +355,13 @@ class MySqlRelay:
                     ),
                 )
                 return True
+            if self.observer is not None and len(payload) >= 5:
+                # Only executes the target answers: the observer matches responses in order.
+                stmt_id = int.from_bytes(payload[1:5], "little")
+                if stmt_id == LAST_PREPARED_STATEMENT_ID:
+                    stmt_id = self._last_prepared_id
+                stmt = self.statements.get(stmt_id)
+                self.observer.statement_executed(stmt_id, stmt.sql if stmt else "", payload)
             return self._forward(p, out)
         if cmd == _PREPARE:
             return self._statement(p, "extended", out)
@@ -750,7 +753,16 @@ class MySqlRelay:
                 return
             if kind is _ROW and plain:
                 continue
-            extra = self._server_packet(p, kind)
+            try:
+                extra = self._server_packet(p, kind)
+            except Exception as e:
+                # Fail closed: a result masking or recording could not inspect does not
+                # leave; what was already checked goes out, then the session ends.
+                log.exception("session %s: result inspection failed", self.live.id)
+                sent = segments if segments is not None else []
+                sent.extend(q.wire for q in packets[start:i])
+                self._inspection_failed(sent, p, e)
+                return
             if extra is None:
                 continue
             # This packet is dropped or replaced, or something follows it.
@@ -805,6 +817,18 @@ class MySqlRelay:
         if done is not None:
             return self._after_response(p, replaced)
         return replaced
+
+    def _inspection_failed(self, sent: list[bytes | memoryview], p: Packet, exc: Exception) -> None:
+        """End the session with an ERR in place of packet ``p`` (nothing unchecked leaves)."""
+        text = (
+            f"wardgate: the gateway could not inspect this result ({type(exc).__name__}); "
+            "nothing unmasked was sent and the session is closed"
+        )
+        err = ErrPacket(ER_CONNECTION_KILLED, text, "70100")
+        sent.append(encode_packet(p.seq, err.encode(self.caps)))
+        with contextlib.suppress(Exception):
+            self.client.write(b"".join(sent))
+        self.close("error", text)
 
     def _after_response(
         self, p: Packet, replaced: list[bytes | memoryview] | None
