@@ -18,7 +18,7 @@ settings.load_profile("wardgate")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gateway_harness import RunningGateway, start_gateway
+from gateway_harness import RunningGateway, start_gateway  # noqa: E402
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 TEST_DB = "wardgate_test"
