@@ -593,6 +593,9 @@ def test_target_cannot_read_client_files_unasked(
         )
     code, msg = e.value.args
     assert code == 1148 and "asked to read a file from the client, refused" in msg
+    deadline = time.monotonic() + 5  # the fake server records the upload in its own thread
+    while not hostile.uploads and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert hostile.uploads == [b""]  # the target got an empty file, not /etc/passwd
 
 
