@@ -68,7 +68,8 @@ def test_replay_matches_what_the_client_saw_and_verifies(gateway: RunningGateway
     assert kinds[0] == "session.start" and kinds[-1] == "session.end"
     stmts = [e for e in events if e["type"] == "statement"]
     ext = next(e for e in stmts if "::int + 1" in json.dumps(e))
-    assert "41" in json.dumps(ext) and "hi" in json.dumps(ext) and "extended" in json.dumps(ext)
+    assert ext["payload"]["path"] == "extended"
+    assert ext["payload"]["params"] == ["41", "hi"]  # psycopg sends the int in binary
     ok = gateway.cli("audit", "verify", sid, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert gateway.cli("audit", "verify", "--all", check=False).returncode == 0

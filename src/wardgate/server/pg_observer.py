@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -82,7 +83,32 @@ def decode_data_row(msg: bytes, formats: list[int]) -> list[str | None]:
     return out
 
 
-def _parse_bind(msg: bytes) -> tuple[str, str, list[str | None], list[int]]:
+_BINARY_PARAM: dict[int, Callable[[bytes], str]] = {
+    16: lambda b: "true" if b == b"\x01" else "false",
+    20: lambda b: str(int.from_bytes(b, "big", signed=True)),
+    21: lambda b: str(int.from_bytes(b, "big", signed=True)),
+    23: lambda b: str(int.from_bytes(b, "big", signed=True)),
+    700: lambda b: repr(struct.unpack("!f", b)[0]),
+    701: lambda b: repr(struct.unpack("!d", b)[0]),
+    25: lambda b: b.decode("utf-8", "replace"),
+    1043: lambda b: b.decode("utf-8", "replace"),
+}
+
+
+def _binary_param(raw: bytes, type_oid: int) -> str:
+    """A readable form of a binary-format parameter for the recording."""
+    decode = _BINARY_PARAM.get(type_oid)
+    if decode is not None:
+        try:
+            return decode(raw)
+        except (struct.error, ValueError):
+            pass
+    return "\\x" + raw.hex()
+
+
+def _parse_bind(
+    msg: bytes, types: list[int] | None = None
+) -> tuple[str, str, list[str | None], list[int]]:
     """portal, statement, params (text; binary as \\x hex), result format codes."""
     pos = 5
     end = msg.index(b"\x00", pos)
@@ -107,7 +133,11 @@ def _parse_bind(msg: bytes) -> tuple[str, str, list[str | None], list[int]]:
         raw = msg[pos : pos + length]
         pos += length
         fmt = pfmts[0] if nfmt == 1 else (pfmts[i] if i < nfmt else 0)
-        params.append("\\x" + raw.hex() if fmt == 1 else raw.decode("utf-8", "replace"))
+        if fmt == 1:
+            oid = types[i] if types is not None and i < len(types) else 0
+            params.append(_binary_param(raw, oid))
+        else:
+            params.append(raw.decode("utf-8", "replace"))
     nres = _I16.unpack_from(msg, pos)[0]
     pos += 2
     rfmts = [_I16.unpack_from(msg, pos + 2 * i)[0] for i in range(nres)]
@@ -119,6 +149,7 @@ class _Statement:
     sql: str
     verdict: Verdict
     columns: list[ColumnDesc] | None = None
+    param_types: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -193,10 +224,22 @@ class PgObserver:
             reason=reason or None,
         )
 
+    def parse_types(self, name: str, tail: bytes) -> None:
+        """Parameter type OIDs from a Parse (after its query), to read binary parameters."""
+        stmt = self.statements.get(name)
+        if stmt is None or len(tail) < 2:
+            return
+        n = _I16.unpack_from(tail, 0)[0]
+        if len(tail) >= 2 + 4 * n:
+            stmt.param_types = list(struct.unpack_from(f"!{n}I", tail, 2))
+
     def client_message(self, kind: int, msg: bytes) -> None:
         if kind == 66:  # 'B' Bind
-            portal_name, stmt_name, params, formats = _parse_bind(msg)
+            end = msg.index(b"\x00", 5)
+            stmt_name = msg[end + 1 : msg.index(b"\x00", end + 1)].decode()
             stmt = self.statements.get(stmt_name)
+            types = stmt.param_types if stmt is not None else None
+            portal_name, stmt_name, params, formats = _parse_bind(msg, types)
             if stmt is not None:
                 self.portals[portal_name] = _Portal(stmt, params, formats, None)
         elif kind == 69:  # 'E' Execute

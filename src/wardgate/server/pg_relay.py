@@ -50,6 +50,8 @@ class SessionObserver(Protocol):
 
     def approval(self, request_id: str, state: str, by: str, reason: str) -> None: ...
 
+    def parse_types(self, name: str, tail: bytes) -> None: ...
+
     def client_message(self, kind: int, msg: bytes) -> None: ...
 
     def server_message(self, kind: int, msg: bytes) -> bytes | None: ...
@@ -228,6 +230,7 @@ class PgRelay:
         """Judge one Query/Parse message. Returns True when the session is now held."""
         path: StatementPath
         name = ""
+        qend = 0
         try:
             if kind == _Q:
                 path = "simple"
@@ -255,6 +258,8 @@ class PgRelay:
         verdict = self.gate.judge(sql, path)
         if self.observer is not None:
             self.observer.statement_judged(path, name, sql, verdict)
+            if kind == _P:
+                self.observer.parse_types(name, msg[qend + 1 :])
         if verdict.kind == "allow":
             if name:
                 self.gate.statement_name_prepared(name, sql)
