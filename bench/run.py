@@ -674,7 +674,9 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
-def summarize(res: Results, plan: Plan, names: list[str], extra_stream: str | None) -> dict[str, Any]:
+def summarize(
+    res: Results, plan: Plan, names: list[str], extra_stream: str | None
+) -> dict[str, Any]:
     s: dict[str, Any] = {
         "pgbench": {},
         "latency_added_us": {},
@@ -682,6 +684,7 @@ def summarize(res: Results, plan: Plan, names: list[str], extra_stream: str | No
         "stream": {},
         "cpu_per_10k": {},
         "workers": {},
+        "ok_runs": {k: sum(1 for r in v if "error" not in r) for k, v in res.raw.items()},
     }
     for mode in plan.modes:
         for c in plan.clients:
@@ -781,8 +784,18 @@ def markdown(
             if d is None and p is None and g is None:
                 continue
             j = f" -j {min(c, 2)}" if c > 1 else ""
+            ok = s.get("ok_runs", {})
+            marks = {
+                n: (
+                    f" ({ok.get(f'pgbench/{mode}/c{c}/{n}', 0)} of {plan.rounds} rounds)"
+                    if ok.get(f"pgbench/{mode}/c{c}/{n}", plan.rounds) < plan.rounds
+                    else ""
+                )
+                for n in ("direct", "pgbouncer", "gateway")
+            }
             lines.append(
-                f"| pgbench -S -M {mode} -c {c}{j}, TPS | {fmt(d)} | {fmt(p)} | {fmt(g)} "
+                f"| pgbench -S -M {mode} -c {c}{j}, TPS | {fmt(d)}{marks['direct']} "
+                f"| {fmt(p)}{marks['pgbouncer']} | {fmt(g)}{marks['gateway']} "
                 f"| {fmt(ratio(p, d), '.2f')} | {fmt(ratio(g, d), '.2f')} |"
             )
     for mode in plan.modes:
@@ -854,6 +867,34 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def render_saved(path: Path) -> str:
+    """The Markdown report of a saved run (its JSON), e.g. after the report format changed."""
+    doc = json.loads(path.read_text())
+    plan = Plan(**{k: v for k, v in doc["plan"].items() if k != "sections"})
+    res = Results(raw=doc["raw"], errors=doc.get("errors", []))
+    s = doc["summary"]
+    s.setdefault("ok_runs", {k: sum(1 for r in v if "error" not in r) for k, v in res.raw.items()})
+    report = markdown(
+        doc["machine"],
+        plan,
+        s,
+        doc["targets"],
+        "; ".join(doc["pipeline"]),
+        doc["command"],
+        path.resolve(),
+    )
+    if res.errors:
+        report += (
+            "\nFailed measurements (details in the JSON):\n\n"
+            + "\n".join(
+                f"- {e['key']} (round {e['round'] + 1}): {e['error'].strip().splitlines()[0][:400]}"
+                for e in res.errors
+            )
+            + "\n"
+        )
+    return report
+
+
 def load_yaml_file(path: str) -> dict[str, Any]:
     import yaml
 
@@ -907,14 +948,18 @@ def main() -> None:
         "gateway (e.g. recording off while multi-process recording on SQLite is broken)",
     )
     ap.add_argument("--json", metavar="PATH", help="write JSON here instead of bench/results/")
+    ap.add_argument("--report", metavar="JSON", help="only print the report of an earlier run")
     args = ap.parse_args()
+    if args.report:
+        print(render_saved(Path(args.report)))
+        return
 
     if args.src:
         os.environ["WARDGATE_BENCH_SRC"] = str(Path(args.src).resolve())
     plan = Plan(
         rounds=args.rounds or (1 if args.quick else 3),
-        seconds=args.seconds or (3 if args.quick else 10),
-        conn_seconds=(3 if args.quick else 10) if not args.seconds else args.seconds,
+        seconds=args.seconds or (2 if args.quick else 10),
+        conn_seconds=(2 if args.quick else 10) if not args.seconds else args.seconds,
         modes=args.modes.split(","),
         clients=[1, 8],
         workers=[] if args.no_workers or "workers" not in args.only.split(",") else [1, 2],

@@ -193,6 +193,8 @@ class PgObserver:
         self._plan: object | None = None
         self._capture: ResultCapture | None = None
         self._copy_plan: object | None = None
+        # Read by the relay for every DataRow: True when a row needs no inspection.
+        self.rows_passthrough = False
 
     # ------------------------------------------------------------------ client side
     def statement_judged(self, kind: str, name: str, sql: str, verdict: Verdict) -> None:
@@ -309,6 +311,8 @@ class PgObserver:
                     cap.total_bytes += len(msg) - 7
                 else:
                     cap.add(decode_data_row(out if out is not None else msg, self._formats))
+                    if cap.truncated:
+                        self._update_passthrough()
             head = self._head()
             if head is not None:
                 head.rows += 1
@@ -387,6 +391,24 @@ class PgObserver:
             self._copy_plan = None
         return None
 
+    def rows_passed(self, rows: int, nbytes: int) -> None:
+        """``rows`` DataRows (``nbytes`` after their headers) went by uninspected."""
+        cap = self._capture
+        if cap is not None:
+            cap.total_rows += rows
+            cap.total_bytes += nbytes
+        head = self._head()
+        if head is not None:
+            head.rows += rows
+
+    def _update_passthrough(self) -> None:
+        cap = self._capture
+        self.rows_passthrough = (
+            self._cols is not None
+            and (self._plan is None or self.masker is None)
+            and (cap is None or cap.truncated)
+        )
+
     # ------------------------------------------------------------------ helpers
     def _start_result(
         self,
@@ -404,6 +426,7 @@ class PgObserver:
         if self.rec is not None and head is not None and head.sql:
             names = [c.name for c in cols] if known else ["?"]
             self._capture = self.rec.capture(head.n, names)
+        self._update_passthrough()
 
     def _end_result(self) -> None:
         if self._capture is not None:
@@ -411,6 +434,7 @@ class PgObserver:
             self._capture = None
         self._plan = None
         self._cols = None
+        self.rows_passthrough = False
 
     def _rows_without_description(self) -> None:
         """An Execute of a statement the client described earlier sends no RowDescription:

@@ -38,6 +38,7 @@ _EXECUTE = ord("E")
 _SYNC = ord("S")
 _ERROR = ord("E")
 _READY = ord("Z")
+_DATAROW = ord("D")
 
 _MARKER_PREFIX = "wardgate_denied_"
 _marker_ids = itertools.count(1)
@@ -55,6 +56,12 @@ class SessionObserver(Protocol):
     def client_message(self, kind: int, msg: bytes) -> None: ...
 
     def server_message(self, kind: int, msg: bytes) -> bytes | None: ...
+
+    # True while DataRows need no inspection (nothing to mask, result capture full): the
+    # relay then only counts them and reports each run of rows with one ``rows_passed``.
+    rows_passthrough: bool
+
+    def rows_passed(self, rows: int, nbytes: int) -> None: ...
 
 
 # Client messages the observer needs whole: Bind, Execute, Describe, Sync, Close.
@@ -422,6 +429,7 @@ class PgRelay:
         start = 0
         out: list[bytes] | None = None
         replacing = bool(self._replacements)
+        rows = nbytes = 0  # a run of DataRows passed through uninspected
         while n - pos >= 5:
             kind = data[pos]
             length = int.from_bytes(data[pos + 1 : pos + 5], "big")
@@ -431,6 +439,14 @@ class PgRelay:
                 return
             if end > n:
                 break
+            if kind == _DATAROW and observer.rows_passthrough:
+                rows += 1
+                nbytes += length - 6
+                pos = end
+                continue
+            if rows:
+                observer.rows_passed(rows, nbytes)
+                rows = nbytes = 0
             msg = data[pos:end]
             new: bytes | None = None
             if kind == _ERROR and replacing:
@@ -461,6 +477,8 @@ class PgRelay:
                 out.append(new)
                 start = end
             pos = end
+        if rows:
+            observer.rows_passed(rows, nbytes)
         if out is None:
             if start < pos:
                 self.client.write(data if pos == n and start == 0 else data[start:pos])
