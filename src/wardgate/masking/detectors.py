@@ -71,11 +71,17 @@ class Finding(NamedTuple):
 
 class DigitRule(NamedTuple):
     """Passes when a value holds ``min_digits`` ASCII digits, and one of ``any_of`` (if
-    given), and at least ``upper`` upper-case ASCII letters."""
+    given), and at least ``upper`` upper-case ASCII letters, and (with ``run``) a run of
+    that many digits broken only by up to two non-alphanumeric bytes.
+
+    ``run`` is what keeps hex and base64 (md5 sums, tokens, UUIDs: plenty of digits, but
+    never 10 in a row) from reaching the detectors' regexes at all.
+    """
 
     min_digits: int
     any_of: bytes = b""
     upper: int = 0
+    run: int = 0
 
 
 class Detector:
@@ -325,7 +331,7 @@ class CardDetector(Detector):
     """
 
     kind = "card"
-    digit_rules = (DigitRule(13),)
+    digit_rules = (DigitRule(13, run=13),)
     # A maximal run of digit groups. Letters glued on either side (hex, base64) or a
     # decimal point (prices, versions, IPs) disqualify the run.
     # The regex itself demands 13+ digits so short runs (dates, times) cost nothing more.
@@ -452,7 +458,7 @@ class SsnDetector(Detector):
     every 9-digit number would otherwise be a candidate."""
 
     kind = "ssn"
-    digit_rules = (DigitRule(9, b"-"),)
+    digit_rules = (DigitRule(9, b"-", run=9),)
     _CANDIDATE = re.compile(
         rb"(?<![0-9A-Za-z\-])[0-9]{3}-[0-9]{2}-[0-9]{4}" + _NOT_ALNUM_AFTER + rb"(?!-[0-9])"
     )
@@ -584,10 +590,10 @@ class PhoneDetector(Detector):
         trunk = any(r not in _NANP_REGIONS for r in self.regions)
         if trunk:
             alternatives.append(self._TRUNK)
-            self.digit_rules = (DigitRule(7),)
+            self.digit_rules = (DigitRule(7, run=7),)
         else:
             # Without '+' only NANP formats remain, and those carry 10 digits.
-            self.digit_rules = (DigitRule(7, b"+"), DigitRule(10))
+            self.digit_rules = (DigitRule(7, b"+", run=7), DigitRule(10, run=10))
         self._nanp, self._others = _split_regions(self.regions)
         self._candidate = re.compile(
             self._EDGE_BEFORE + rb"(?:" + b"|".join(alternatives) + rb")" + self._EDGE_AFTER

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal, NamedTuple
@@ -96,6 +97,22 @@ class _Span(NamedTuple):
 # ------------------------------------------------------------------------ ValueMasker
 
 
+# Digit runs, at C speed: digits become '0', letters and non-ASCII bytes become 'x' (they
+# break a run), ASCII punctuation and spaces are dropped (separators inside a run). A run
+# of N digits is then a find of N zeros. Dropping separators makes the gate a superset of
+# what the detectors' own regexes accept, which is all a gate may be.
+_RUN_TABLE = bytes(
+    0x30 if 0x30 <= b <= 0x39 else (0x78 if (chr(b).isalpha() or b >= 0x80) else b)
+    for b in range(256)
+)
+_RUN_SEPARATORS = bytes(b for b in range(128) if not chr(b).isalnum())
+
+
+def _run_regex(run: int) -> bytes | None:
+    """The needle a value's run form must contain for a rule with ``run`` digits."""
+    return b"0" * run if run > 1 else None
+
+
 class ValueMasker:
     """Finds and masks sensitive values inside one wire value (UTF-8 bytes)."""
 
@@ -132,7 +149,7 @@ class ValueMasker:
         # Flat (index, min digits, any-of bytes, upper-case letters) rows; a detector with two
         # rules has two rows.
         self._digit_rules = tuple(
-            (i, r.min_digits, tuple(r.any_of), r.upper)
+            (i, r.min_digits, tuple(r.any_of), r.upper, _run_regex(r.run))
             for i, d in enumerate(detectors)
             for r in d.digit_rules
         )
@@ -169,7 +186,7 @@ class ValueMasker:
         keep = set(signal_index)
         if self._digit_rules:
             keep |= set(_DIGITS)
-            for _, _, any_of, _ in self._digit_rules:
+            for _, _, any_of, _, _ in self._digit_rules:
                 keep |= set(any_of)
         self._drop = bytes(b for b in range(256) if b not in keep)
 
@@ -189,11 +206,17 @@ class ValueMasker:
             nd = len(kept) - len(marks)
             if nd >= self._min_digits > 0:
                 upper = -1
-                for _, min_digits, any_of, needs_upper in self._digit_rules:
+                runs: bytes | None = None
+                for _, min_digits, any_of, needs_upper, run in self._digit_rules:
                     if nd < min_digits:
                         continue
                     if any_of and not _any_byte(marks, any_of):
                         continue
+                    if run is not None:
+                        if runs is None:
+                            runs = data.translate(_RUN_TABLE, _RUN_SEPARATORS)
+                        if runs.find(run) == -1:
+                            continue
                     if needs_upper:
                         if upper < 0:
                             upper = len(data) - len(data.translate(None, _UPPER)) - framing_upper
@@ -251,11 +274,17 @@ class ValueMasker:
         run: list[int] = []
         if nd >= self._min_digits > 0:
             upper = -1
-            for i, min_digits, any_of, needs_upper in self._digit_rules:
+            runs: bytes | None = None
+            for i, min_digits, any_of, needs_upper, run_re in self._digit_rules:
                 if nd < min_digits:
                     continue
                 if any_of and not _any_byte(marks, any_of):
                     continue
+                if run_re is not None:
+                    if runs is None:
+                        runs = value.translate(_RUN_TABLE, _RUN_SEPARATORS)
+                    if runs.find(run_re) == -1:
+                        continue
                 if needs_upper:
                     if upper < 0:
                         upper = len(value) - len(value.translate(None, _UPPER))
