@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal, NamedTuple
