@@ -57,6 +57,7 @@ from wardgate.proto.mysql import (
 )
 from wardgate.proto.mysql.constants import LAST_PREPARED_STATEMENT_ID
 from wardgate.proto.mysql.messages import command_name
+from wardgate.server.relay_side import RelaySide
 from wardgate.sql.classes import Classification, StatementClass
 
 if TYPE_CHECKING:
@@ -174,31 +175,6 @@ Reauthenticate = Callable[[CredentialsPresented], Awaitable[StatementGate]]
 ResponseHandler = Callable[[ResponseKind], None]
 
 
-class _Side(asyncio.Protocol):
-    """One socket of the pair; hands bytes to the relay and propagates backpressure."""
-
-    def __init__(self, relay: MySqlRelay, is_client: bool) -> None:
-        self.relay = relay
-        self.is_client = is_client
-        self.data_received = relay.client_data if is_client else relay.upstream_data  # type: ignore[method-assign]
-
-    def data_received(self, data: bytes) -> None:  # replaced per instance in __init__
-        raise NotImplementedError
-
-    def eof_received(self) -> bool | None:
-        self.relay.peer_eof(self.is_client)
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.relay.peer_lost(self.is_client, exc)
-
-    def pause_writing(self) -> None:
-        self.relay.backpressure(self.is_client, True)
-
-    def resume_writing(self) -> None:
-        self.relay.backpressure(self.is_client, False)
-
-
 class MySqlRelay:
     def __init__(
         self,
@@ -263,8 +239,8 @@ class MySqlRelay:
         self.closed = False
         self.end_reason: str | None = None
         self.end_detail: str | None = None
-        self.client_side = _Side(self, True)
-        self.upstream_side = _Side(self, False)
+        self.client_side = RelaySide(self, True)
+        self.upstream_side = RelaySide(self, False)
 
     def start(self, client_leftover: bytes, upstream_leftover: bytes) -> None:
         self.client.set_protocol(self.client_side)

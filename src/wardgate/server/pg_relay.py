@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from wardgate.pipeline.hooks import ApprovalOutcome, StatementGate, StatementPath, Verdict
 from wardgate.proto.pg import messages as m
+from wardgate.server.relay_side import RelaySide
 
 if TYPE_CHECKING:
     from wardgate.server.live import LiveSession
@@ -68,31 +69,6 @@ class SessionObserver(Protocol):
 _OBSERVED_CLIENT = frozenset(b"BEDSC")
 
 
-class _Side(asyncio.Protocol):
-    """One socket of the pair; hands bytes to the relay and propagates backpressure."""
-
-    def __init__(self, relay: PgRelay, is_client: bool) -> None:
-        self.relay = relay
-        self.is_client = is_client
-        self.data_received = relay.client_data if is_client else relay.upstream_data  # type: ignore[method-assign]
-
-    def data_received(self, data: bytes) -> None:  # replaced per instance in __init__
-        raise NotImplementedError
-
-    def eof_received(self) -> bool | None:
-        self.relay.peer_eof(self.is_client)
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.relay.peer_lost(self.is_client, exc)
-
-    def pause_writing(self) -> None:
-        self.relay.backpressure(self.is_client, True)
-
-    def resume_writing(self) -> None:
-        self.relay.backpressure(self.is_client, False)
-
-
 class PgRelay:
     def __init__(
         self,
@@ -128,8 +104,8 @@ class PgRelay:
         self.closed = False
         self.end_reason: str | None = None
         self.end_detail: str | None = None
-        self.client_side = _Side(self, True)
-        self.upstream_side = _Side(self, False)
+        self.client_side = RelaySide(self, True)
+        self.upstream_side = RelaySide(self, False)
 
     def start(self, client_leftover: bytes, upstream_leftover: bytes) -> None:
         self.client.set_protocol(self.client_side)
