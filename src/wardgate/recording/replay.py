@@ -140,6 +140,13 @@ class TranscriptRenderer:
             return []
         if kind == "statement":
             self._pending.pop(n, None)
+            # Compact form: the decision and results of an allowed statement ride inside it.
+            embedded = p.get("decision")
+            if isinstance(embedded, dict) and pending.decision is None:
+                pending.decision = embedded
+            for result in p.get("results") or []:
+                if isinstance(result, dict):
+                    pending.results.append(result)
             return self._statement(n, p, pending)
         return [f"[{_clock(event.ts)}] ?? unknown event type {safe(kind)}"]
 

@@ -276,8 +276,15 @@ def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.exec_driver_sql(
             _INSERT_EVENTS.format("?"),
             [
-                (r["session_id"], r["seq"], _sqlite_ts(r["ts"]), r["type"], r["payload"],
-                 r["prev_hash"], r["hash"])
+                (
+                    r["session_id"],
+                    r["seq"],
+                    _sqlite_ts(r["ts"]),
+                    r["type"],
+                    r["payload"],
+                    r["prev_hash"],
+                    r["hash"],
+                )
                 for r in rows
             ],
         )
@@ -285,8 +292,15 @@ def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.exec_driver_sql(
             _INSERT_EVENTS.format("%s"),
             [
-                (r["session_id"], r["seq"], _utc(r["ts"]), r["type"], r["payload"],
-                 r["prev_hash"], r["hash"])
+                (
+                    r["session_id"],
+                    r["seq"],
+                    _utc(r["ts"]),
+                    r["type"],
+                    r["payload"],
+                    r["prev_hash"],
+                    r["hash"],
+                )
                 for r in rows
             ],
         )

@@ -199,17 +199,19 @@ class ResultCapture:
         """Record the ``result`` event (once; later calls do nothing)."""
         if self._done:
             return
+        self._session._record("result", self.payload())
+
+    def payload(self) -> Payload:
+        """The result as a payload, for embedding in its ``statement`` event instead of a
+        separate ``result`` event (see ``SessionRecorder.statement``); ends the capture."""
         self._done = True
-        self._session._record(
-            "result",
-            result_payload(
-                self._n,
-                columns=self._columns,
-                rows=self._rows,
-                truncated=self.truncated,
-                total_rows=self.total_rows,
-                total_bytes=self.total_bytes,
-            ),
+        return result_payload(
+            self._n,
+            columns=self._columns,
+            rows=self._rows,
+            truncated=self.truncated,
+            total_rows=self.total_rows,
+            total_bytes=self.total_bytes,
         )
 
 
@@ -269,23 +271,34 @@ class SessionRecorder:
         rows: int | None = None,
         error_sqlstate: str | None = None,
         error_message: str | None = None,
+        decision: Payload | None = None,
+        results: Sequence[Payload] = (),
     ) -> None:
-        """The statement as it ran, or was refused (then ``error_sqlstate`` says why)."""
+        """The statement as it ran, or was refused (then ``error_sqlstate`` says why).
+
+        ``decision`` and ``results`` (from ``decision_payload`` / ``ResultCapture.payload``)
+        may be embedded here instead of being separate events: one chained event per
+        allowed statement instead of three is what keeps the recorder's cost per statement
+        within what the event loop and the writer can sustain. Denials and reviews are still
+        recorded as their own ``decision`` event the moment they are decided.
+        """
         self._statements += 1
-        self._record(
-            "statement",
-            statement_payload(
-                n,
-                text=text,
-                path=path,
-                params=params,
-                started_at=started_at,
-                duration_us=duration_us,
-                rows=rows,
-                error_sqlstate=error_sqlstate,
-                error_message=error_message,
-            ),
+        payload = statement_payload(
+            n,
+            text=text,
+            path=path,
+            params=params,
+            started_at=started_at,
+            duration_us=duration_us,
+            rows=rows,
+            error_sqlstate=error_sqlstate,
+            error_message=error_message,
         )
+        if decision is not None:
+            payload["decision"] = decision
+        if results:
+            payload["results"] = list(results)
+        self._record("statement", payload)
 
     def decision(
         self,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.pg import messages as m
+from wardgate.recording.events import decision_payload
 
 if TYPE_CHECKING:
     from wardgate.recording.writer import ResultCapture, SessionRecorder
@@ -174,6 +175,20 @@ class _Pending:
     rows: int = 0
     error: tuple[str, str] | None = None
     done: bool = False
+    # An allowed statement's decision and results ride inside its statement event.
+    decision: Verdict | None = None
+    results: list[dict[str, object]] = field(default_factory=list)
+
+
+def _decision_payload(n: int, v: Verdict) -> dict[str, object]:
+    return decision_payload(
+        n,
+        v.kind,
+        rule=v.rule or None,
+        reason=v.reason or None,
+        classes=v.classes,
+        approvers=v.approvers,
+    )
 
 
 def _rows_from_tag(tag: str) -> int | None:
@@ -195,6 +210,7 @@ class PgObserver:
         self._copy_plan: object | None = None
         # Read by the relay for every DataRow: True when a row needs no inspection.
         self.rows_passthrough = False
+        self._capture_owner: _Pending | None = None
 
     # ------------------------------------------------------------------ client side
     def statement_judged(self, kind: str, name: str, sql: str, verdict: Verdict) -> None:
@@ -202,11 +218,12 @@ class PgObserver:
         rec = self.rec
         if kind == "simple":
             n = rec.next_statement() if rec is not None else 0
+            entry = _Pending("simple", sql=sql, n=n)
             if rec is not None:
-                self._decision(n, verdict)
+                self._decide(entry, verdict)
             # A denied Query still gets the server's (replaced) ErrorResponse and
             # ReadyForQuery, so it finishes through the normal path with SQLSTATE 42501.
-            self.fifo.append(_Pending("simple", sql=sql, n=n))
+            self.fifo.append(entry)
             return
         self.statements[name] = _Statement(sql, verdict)
         if verdict.kind == "deny" and rec is not None:
@@ -255,20 +272,18 @@ class PgObserver:
                 # Recorded when its Parse was denied; the server never runs it.
                 self.fifo.append(_Pending("execute", path="extended"))
                 return
-            n = 0
-            if self.rec is not None:
-                n = self.rec.next_statement()
-                self._decision(n, portal.statement.verdict)
-            self.fifo.append(
-                _Pending(
-                    "execute",
-                    sql=portal.statement.sql,
-                    path="extended",
-                    n=n,
-                    params=portal.params,
-                    portal=portal,
-                )
+            n = self.rec.next_statement() if self.rec is not None else 0
+            entry = _Pending(
+                "execute",
+                sql=portal.statement.sql,
+                path="extended",
+                n=n,
+                params=portal.params,
+                portal=portal,
             )
+            if self.rec is not None:
+                self._decide(entry, portal.statement.verdict)
+            self.fifo.append(entry)
         elif kind == 68:  # 'D' Describe
             which = msg[5:6]
             name = msg[6:-1].decode()
@@ -426,12 +441,18 @@ class PgObserver:
         if self.rec is not None and head is not None and head.sql:
             names = [c.name for c in cols] if known else ["?"]
             self._capture = self.rec.capture(head.n, names)
+            self._capture_owner = head
         self._update_passthrough()
 
     def _end_result(self) -> None:
         if self._capture is not None:
-            self._capture.finish()
+            owner = self._capture_owner
+            if owner is not None and not owner.done:
+                owner.results.append(self._capture.payload())
+            else:
+                self._capture.finish()
             self._capture = None
+            self._capture_owner = None
         self._plan = None
         self._cols = None
         self.rows_passthrough = False
@@ -450,6 +471,14 @@ class PgObserver:
             formats = [0] * n if not f else ([f[0]] * n if len(f) == 1 else list(f[:n]))
         # cols None: the layout is unknown; masking then scans every value (fail closed).
         self._start_result(head, cols if cols else [], formats, known=bool(cols))
+
+    def _decide(self, entry: _Pending, v: Verdict) -> None:
+        """Denials and reviews are recorded the moment they are decided; an allowed
+        statement's decision waits to be embedded in its statement event."""
+        if v.kind == "allow":
+            entry.decision = v
+        else:
+            self._decision(entry.n, v)
 
     def _decision(self, n: int, v: Verdict) -> None:
         assert self.rec is not None
@@ -491,4 +520,6 @@ class PgObserver:
             rows=p.rows,
             error_sqlstate=p.error[0] if p.error else None,
             error_message=p.error[1] if p.error else None,
+            decision=_decision_payload(p.n, p.decision) if p.decision is not None else None,
+            results=p.results,
         )
