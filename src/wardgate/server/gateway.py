@@ -31,7 +31,8 @@ from wardgate.pipeline.statement_gate import PolicyGate
 from wardgate.policy.approvals import ApprovalService
 from wardgate.policy.engine import PolicyEngine
 from wardgate.proto.pg import messages as m
-from wardgate.recording.writer import Recorder
+from wardgate.recording.events import SessionMeta
+from wardgate.recording.writer import Recorder, SessionRecorder
 from wardgate.server import metrics
 from wardgate.server.ledger import SessionLedger
 from wardgate.server.live import LiveRegistry, LiveSession
@@ -144,6 +145,25 @@ class Gateway:
             return False
         self.kill(session_id, f"session killed by {by}: {reason}")
         return True
+
+    def open_recording(
+        self, live: LiveSession, target: TargetConfig, target_user: str, protocol: str
+    ) -> SessionRecorder | None:
+        """Start recording an established session (None when recording is off)."""
+        if self.recorder is None:
+            return None
+        assert live.principal is not None and live.target is not None
+        return self.recorder.open_session(
+            SessionMeta(
+                session_id=live.id,
+                principal=live.principal,
+                client_address=live.client_addr,
+                target=live.target,
+                protocol=protocol,
+                database=target.database,
+                target_user=target_user,
+            )
+        )
 
     def masking_for(self, principal: Principal) -> MaskingPolicy | None:
         """Masking for this identity, or None when it may see everything (the zero-cost path)."""

@@ -52,7 +52,6 @@ from wardgate.proto.mysql import (
     error_packet_for,
 )
 from wardgate.proto.mysql.charsets import text_codec
-from wardgate.recording.events import SessionMeta
 from wardgate.secrets.providers import resolve_credential
 from wardgate.server import metrics
 from wardgate.server.handshake_stream import HandshakeStream
@@ -309,19 +308,7 @@ class MySqlFrontend(HandshakeStream):
         self.transport.write(login.accept(up.ok))
         gate = gw.gate_for(live)
         limits = gw.cfg.limits
-        srec = None
-        if gw.recorder is not None:
-            srec = gw.recorder.open_session(
-                SessionMeta(
-                    session_id=live.id,
-                    principal=principal,
-                    client_address=live.client_addr,
-                    target=schema,
-                    protocol="mysql",
-                    database=target.database,
-                    target_user=credential.username,
-                )
-            )
+        srec = gw.open_recording(live, target, credential.username, "mysql")
         observer: MySqlObserver | None = None
 
         def closed(relay: MySqlRelay) -> None:

@@ -26,7 +26,7 @@ from wardgate.core.errors import (
     WardgateError,
 )
 from wardgate.proto.pg import messages as m
-from wardgate.recording.events import EndReason, SessionMeta
+from wardgate.recording.events import EndReason
 from wardgate.secrets.providers import resolve_credential
 from wardgate.server import metrics
 from wardgate.server.handshake_stream import HandshakeStream
@@ -245,19 +245,7 @@ class PgFrontend(HandshakeStream):
         self.transport.write(b"".join(out))
         gate = gw.gate_for(live)
         limits = gw.cfg.limits
-        srec = None
-        if gw.recorder is not None:
-            srec = gw.recorder.open_session(
-                SessionMeta(
-                    session_id=live.id,
-                    principal=principal,
-                    client_address=live.client_addr,
-                    target=database,
-                    protocol="postgresql",
-                    database=target.database,
-                    target_user=credential.username,
-                )
-            )
+        srec = gw.open_recording(live, target, credential.username, "postgresql")
 
         def closed(relay: PgRelay) -> None:
             if srec is not None:
