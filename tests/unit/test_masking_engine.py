@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import Format
@@ -153,6 +153,42 @@ def test_gate_is_a_superset_of_the_detectors(parts: list[bytes]) -> None:
         assert M.may_contain(value)
     if not M.may_contain(value):
         assert M.mask_text(value) is None
+
+
+RUN_PIECES = [
+    b"0", b"1", b"4", b"7", b"9", b"415", b"555", b"2671", b"4111", b"1111", b"123", b"45",
+    b"6789", b"020", b"7946", b"0958", b" ", b"-", b".", b"(", b")", b"+", b"/", b":", b"a",
+    b"f", b"x", b"Z", b"\xc3\xa9", b"\n",
+]  # fmt: skip
+DETECTORS = build_detectors(BUILTIN_KINDS, phone_regions=("US", "GB"))
+M_REGIONS = ValueMasker(DETECTORS, Formatter({}, KEY))
+
+
+@settings(max_examples=1500)
+@given(st.lists(st.sampled_from(RUN_PIECES), max_size=30))
+def test_gate_is_a_superset_of_every_detector_regex(parts: list[bytes]) -> None:
+    # The raw detectors, ungated: whatever any of them finds, the gate must let through.
+    # Built from digit groups, separators and letters glued on either side, which is
+    # where the bounded digit runs (DigitRule.bounded) decide.
+    value = b"".join(parts)
+    if any(d.find(value) for d in DETECTORS):
+        assert M_REGIONS.may_contain(value), value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"c4ca4238a0b923820dcc509a6f75849b", b"9f4567890b", b"x4111111111111111y", b"a555-123-4567b"],
+)
+def test_digits_glued_to_letters_do_not_open_the_gate(value: bytes) -> None:
+    assert not M_REGIONS.may_contain(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"x 4111111111111111 y", b"id:4111-1111-1111-1111.", b"\xc3\xa94111111111111111", b"a-(415) 555-2671"],
+)
+def test_digits_behind_a_separator_or_non_ascii_still_open_it(value: bytes) -> None:
+    assert M_REGIONS.may_contain(value)
 
 
 @given(st.binary(max_size=80))

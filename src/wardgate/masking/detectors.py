@@ -72,16 +72,21 @@ class Finding(NamedTuple):
 class DigitRule(NamedTuple):
     """Passes when a value holds ``min_digits`` ASCII digits, and one of ``any_of`` (if
     given), and at least ``upper`` upper-case ASCII letters, and (with ``run``) a run of
-    that many digits broken only by up to two non-alphanumeric bytes.
+    that many digits broken only by ASCII non-alphanumeric bytes (separators).
 
     ``run`` is what keeps hex and base64 (md5 sums, tokens, UUIDs: plenty of digits, but
-    never 10 in a row) from reaching the detectors' regexes at all.
+    rarely 10 in a row) from reaching the detectors' regexes at all. ``bounded`` says the
+    detector's regex only matches between ``(?<![0-9A-Za-z])`` and ``(?![0-9A-Za-z])``
+    (its first and last digits are not glued to a letter or digit), so the digits glued to
+    an ASCII letter at either end of a run cannot be part of a match and do not count:
+    ``9f4567890b`` inside an md5 sum has no run at all for such a detector.
     """
 
     min_digits: int
     any_of: bytes = b""
     upper: int = 0
     run: int = 0
+    bounded: bool = False
 
 
 class Detector:
@@ -331,7 +336,7 @@ class CardDetector(Detector):
     """
 
     kind = "card"
-    digit_rules = (DigitRule(13, run=13),)
+    digit_rules = (DigitRule(13, run=13, bounded=True),)
     # A maximal run of digit groups. Letters glued on either side (hex, base64) or a
     # decimal point (prices, versions, IPs) disqualify the run.
     # The regex itself demands 13+ digits so short runs (dates, times) cost nothing more.
@@ -458,7 +463,7 @@ class SsnDetector(Detector):
     every 9-digit number would otherwise be a candidate."""
 
     kind = "ssn"
-    digit_rules = (DigitRule(9, b"-", run=9),)
+    digit_rules = (DigitRule(9, b"-", run=9, bounded=True),)
     _CANDIDATE = re.compile(
         rb"(?<![0-9A-Za-z\-])[0-9]{3}-[0-9]{2}-[0-9]{4}" + _NOT_ALNUM_AFTER + rb"(?!-[0-9])"
     )
@@ -590,10 +595,13 @@ class PhoneDetector(Detector):
         trunk = any(r not in _NANP_REGIONS for r in self.regions)
         if trunk:
             alternatives.append(self._TRUNK)
-            self.digit_rules = (DigitRule(7, run=7),)
+            self.digit_rules = (DigitRule(7, run=7, bounded=True),)
         else:
             # Without '+' only NANP formats remain, and those carry 10 digits.
-            self.digit_rules = (DigitRule(7, b"+", run=7), DigitRule(10, run=10))
+            self.digit_rules = (
+                DigitRule(7, b"+", run=7, bounded=True),
+                DigitRule(10, run=10, bounded=True),
+            )
         self._nanp, self._others = _split_regions(self.regions)
         self._candidate = re.compile(
             self._EDGE_BEFORE + rb"(?:" + b"|".join(alternatives) + rb")" + self._EDGE_AFTER

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal, NamedTuple
@@ -85,6 +86,18 @@ MaskedValue = bytes | SqlNull | None
 """``None``: unchanged (forward the original bytes); ``bytes``: replacement; ``SQL_NULL``."""
 
 
+class GateSpec(NamedTuple):
+    """:meth:`ValueMasker.may_contain`'s tables in plain values (see ``native_spec``)."""
+
+    unconditional: bool
+    keep: bytes  # 256 flags: 1 for a byte value the gates look at
+    min_digits: int
+    rules: tuple[tuple[int, bytes, int, int, bool], ...]  # (digits, any of, upper, run, bounded)
+    signals: tuple[tuple[int, tuple[bytes, ...], tuple[bytes, ...], bool], ...]
+    plain: tuple[bytes, ...]
+    plain_folded: tuple[bytes, ...]
+
+
 class _Span(NamedTuple):
     start: int
     end: int
@@ -107,9 +120,42 @@ _RUN_TABLE = bytes(
 _RUN_SEPARATORS = bytes(b for b in range(128) if not chr(b).isalnum())
 
 
-def _run_regex(run: int) -> bytes | None:
-    """The needle a value's run form must contain for a rule with ``run`` digits."""
-    return b"0" * run if run > 1 else None
+# Bounded runs (DigitRule.bounded): the value's shape keeps separators ('s') and tells
+# ASCII letters ('x') from other non-ASCII bytes ('h'); a run then has to start at a digit
+# not glued to a letter or digit and end at one, as the detectors' regexes must.
+_SHAPE_TABLE = bytes(
+    0x30 if 0x30 <= b <= 0x39
+    else 0x78 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A)
+    else 0x68 if b >= 0x80
+    else 0x73
+    for b in range(256)
+)  # fmt: skip
+
+RunCheck = bytes | re.Pattern[bytes] | None
+
+
+def _run_regex(run: int, bounded: bool = False) -> RunCheck:
+    """What a value must show for a rule with ``run`` digits: a needle in its run form
+    (``_RUN_TABLE``), or for a bounded rule a pattern over its shape (``_SHAPE_TABLE``)."""
+    if run <= 1:
+        return None
+    if not bounded:
+        return b"0" * run
+    return re.compile(rb"(?<![0x])0(?:s*0){%d}(?:s*0)*(?![0x])" % (run - 1))
+
+
+def _run_ok(value: bytes, check: bytes | re.Pattern[bytes], forms: list[bytes | None]) -> bool:
+    """``check`` against ``value``'s run form or shape, computed once per value in
+    ``forms`` ([run form, shape])."""
+    if type(check) is bytes:
+        runs = forms[0]
+        if runs is None:
+            runs = forms[0] = value.translate(_RUN_TABLE, _RUN_SEPARATORS)
+        return runs.find(check) != -1
+    shape = forms[1]
+    if shape is None:
+        shape = forms[1] = value.translate(_SHAPE_TABLE)
+    return check.search(shape) is not None  # type: ignore[union-attr]
 
 
 class ValueMasker:
@@ -148,7 +194,7 @@ class ValueMasker:
         # Flat (index, min digits, any-of bytes, upper-case letters) rows; a detector with two
         # rules has two rows.
         self._digit_rules = tuple(
-            (i, r.min_digits, tuple(r.any_of), r.upper, _run_regex(r.run))
+            (i, r.min_digits, tuple(r.any_of), r.upper, _run_regex(r.run, r.bounded))
             for i, d in enumerate(detectors)
             for r in d.digit_rules
         )
@@ -205,17 +251,14 @@ class ValueMasker:
             nd = len(kept) - len(marks)
             if nd >= self._min_digits > 0:
                 upper = -1
-                runs: bytes | None = None
+                forms: list[bytes | None] = [None, None]
                 for _, min_digits, any_of, needs_upper, run in self._digit_rules:
                     if nd < min_digits:
                         continue
                     if any_of and not _any_byte(marks, any_of):
                         continue
-                    if run is not None:
-                        if runs is None:
-                            runs = data.translate(_RUN_TABLE, _RUN_SEPARATORS)
-                        if runs.find(run) == -1:
-                            continue
+                    if run is not None and not _run_ok(data, run, forms):
+                        continue
                     if needs_upper:
                         if upper < 0:
                             upper = len(data) - len(data.translate(None, _UPPER)) - framing_upper
@@ -233,6 +276,31 @@ class ValueMasker:
                 if low.find(lit) != -1:
                     return True
         return False
+
+    def native_spec(self) -> GateSpec:
+        """The gate's tables in the plain form ``wardgate._rowscan.Gate`` takes: the compiled
+        copy of :meth:`may_contain` (see ``masking/native.py``)."""
+        drop = set(self._drop)
+        keep = bytes(0 if b in drop else 1 for b in range(256))
+        rules = tuple(
+            (r.min_digits, bytes(r.any_of), r.upper, r.run if r.run > 1 else 0, r.bounded)
+            for d in self._detectors
+            for r in d.digit_rules
+        )
+        signals = tuple(
+            (sig, tuple(triggers), tuple(folded), bool(assignment))
+            for sig, gates in self._signalled_gates.items()
+            for triggers, folded, assignment in gates
+        )
+        return GateSpec(
+            self._unconditional,
+            keep,
+            self._min_digits,
+            rules,
+            signals,
+            tuple(self._plain),
+            tuple(self._plain_folded),
+        )
 
     def _signalled(self, data: bytes, marks: bytes) -> bool:
         low: bytes | None = None
@@ -273,17 +341,14 @@ class ValueMasker:
         run: list[int] = []
         if nd >= self._min_digits > 0:
             upper = -1
-            runs: bytes | None = None
+            forms: list[bytes | None] = [None, None]
             for i, min_digits, any_of, needs_upper, run_re in self._digit_rules:
                 if nd < min_digits:
                     continue
                 if any_of and not _any_byte(marks, any_of):
                     continue
-                if run_re is not None:
-                    if runs is None:
-                        runs = value.translate(_RUN_TABLE, _RUN_SEPARATORS)
-                    if runs.find(run_re) == -1:
-                        continue
+                if run_re is not None and not _run_ok(value, run_re, forms):
+                    continue
                 if needs_upper:
                     if upper < 0:
                         upper = len(value) - len(value.translate(None, _UPPER))
@@ -615,7 +680,7 @@ class ResultMaskPlan:
     a binary integer holds no ASCII digits to gate on).
     """
 
-    __slots__ = ("_args", "actions", "default_action", "masker", "row_gate")
+    __slots__ = ("_args", "actions", "default_action", "masker", "native", "row_gate")
 
     def __init__(
         self,
@@ -631,6 +696,8 @@ class ResultMaskPlan:
         self.default_action = default_action
         gated = {TEXT, JSON_TEXT, JSONB_BIN, NUM_TEXT, UNKNOWN_BIN, COMPOSITE_TEXT, SKIP}
         self.row_gate = all(a in gated for a in self.actions) and default_action in gated
+        # The compiled gate for this plan, built on first use by ``masking.native``.
+        self.native: object | None = None
 
     @property
     def scans_anything(self) -> bool:

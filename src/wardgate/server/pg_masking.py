@@ -13,11 +13,15 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from wardgate.masking.engine import ColumnInfo, MaskingPolicy, ResultMaskPlan
+from wardgate.masking.native import native_gate
 from wardgate.masking.pg_rows import mask_copy_line, mask_datarow
 from wardgate.server.pg_observer import ColumnDesc
+
+if TYPE_CHECKING:
+    from wardgate._rowscan import Gate
 
 CATALOG_QUERY = (
     "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c "
@@ -71,6 +75,16 @@ class PgRowMasker:
     def mask_row(self, msg: bytes, plan: object) -> bytes | None:
         assert isinstance(plan, ResultMaskPlan)
         return mask_datarow(msg, plan)
+
+    def native_gate(self, plan: object) -> Gate | None:
+        assert isinstance(plan, ResultMaskPlan)
+        return native_gate(plan)
+
+    def native_copy_gate(self, plan: object) -> tuple[Gate, bool] | None:
+        if not isinstance(plan, _CopyPlan):
+            return None  # binary COPY: every row goes to mask_copy, which refuses it
+        gate = native_gate(plan.plan)
+        return None if gate is None else (gate, plan.fmt == "text")
 
     def copy_plan(self, statement: str, binary: bool) -> object | None:
         fmt: Literal["text", "csv"] = "csv" if _CSV.search(statement) else "text"

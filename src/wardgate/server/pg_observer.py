@@ -25,6 +25,7 @@ from wardgate.proto.pg import messages as m
 from wardgate.recording.events import decision_payload
 
 if TYPE_CHECKING:
+    from wardgate._rowscan import Gate
     from wardgate.recording.writer import ResultCapture, SessionRecorder
 
 _I16 = struct.Struct("!h")
@@ -38,7 +39,15 @@ class RowMasker(Protocol):
 
     def mask_row(self, msg: bytes, plan: object) -> bytes | None: ...
 
+    def native_gate(self, plan: object) -> Gate | None:
+        """A compiled gate that can vouch for runs of unchanged rows, or None."""
+        ...
+
     def copy_plan(self, statement: str, binary: bool) -> object | None: ...
+
+    def native_copy_gate(self, plan: object) -> tuple[Gate, bool] | None:
+        """(compiled gate, text format) for the CopyData rows of ``plan``, or None."""
+        ...
 
     def mask_copy(self, data: bytes, plan: object) -> bytes | None: ...
 
@@ -208,8 +217,12 @@ class PgObserver:
         self._plan: object | None = None
         self._capture: ResultCapture | None = None
         self._copy_plan: object | None = None
-        # Read by the relay for every DataRow: True when a row needs no inspection.
+        # Read by the relay for every DataRow: True when a row needs no inspection;
+        # otherwise ``row_gate`` (when set) lets the compiled walk vouch for runs of rows
+        # that masking would leave unchanged, once the recording capture is full.
         self.rows_passthrough = False
+        self.row_gate: Gate | None = None
+        self.copy_gate: tuple[Gate, bool] | None = None  # the same for COPY TO STDOUT rows
         self._capture_owner: _Pending | None = None
 
     # ------------------------------------------------------------------ client side
@@ -378,6 +391,8 @@ class PgObserver:
             return None
         if kind == 90:  # 'Z' ReadyForQuery: everything up to this Sync/Query is over
             self._end_result()
+            self._copy_plan = None  # a COPY that failed part way sends no CopyDone
+            self.copy_gate = None
             while self.fifo:
                 p = self.fifo.popleft()
                 if p.kind == "sync":
@@ -396,6 +411,11 @@ class PgObserver:
             head = self._head()
             if self.masker is not None and head is not None:
                 self._copy_plan = self.masker.copy_plan(head.sql, msg[5] == 1)
+                self.copy_gate = (
+                    self.masker.native_copy_gate(self._copy_plan)
+                    if self._copy_plan is not None
+                    else None
+                )
             return None
         if kind == 100:  # 'd' CopyData (COPY TO STDOUT)
             plan = self._copy_plan
@@ -404,6 +424,7 @@ class PgObserver:
             return None
         if kind == 99:  # 'c' CopyDone
             self._copy_plan = None
+            self.copy_gate = None
         return None
 
     def rows_passed(self, rows: int, nbytes: int) -> None:
@@ -418,10 +439,14 @@ class PgObserver:
 
     def _update_passthrough(self) -> None:
         cap = self._capture
-        self.rows_passthrough = (
-            self._cols is not None
-            and (self._plan is None or self.masker is None)
-            and (cap is None or cap.truncated)
+        ready = self._cols is not None and (cap is None or cap.truncated)
+        plan = self._plan
+        masker = self.masker
+        self.rows_passthrough = ready and (plan is None or masker is None)
+        self.row_gate = (
+            masker.native_gate(plan)
+            if ready and plan is not None and masker is not None
+            else None
         )
 
     # ------------------------------------------------------------------ helpers
@@ -456,6 +481,7 @@ class PgObserver:
         self._plan = None
         self._cols = None
         self.rows_passthrough = False
+        self.row_gate = None
 
     def _rows_without_description(self) -> None:
         """An Execute of a statement the client described earlier sends no RowDescription:

@@ -23,11 +23,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from wardgate.masking.native import scan_copy as _scan_copy
+from wardgate.masking.native import scan_rows as _scan_rows
 from wardgate.pipeline.hooks import ApprovalOutcome, StatementGate, StatementPath, Verdict
 from wardgate.proto.pg import messages as m
 from wardgate.server.relay_side import RelaySide
 
 if TYPE_CHECKING:
+    from wardgate._rowscan import Gate
     from wardgate.server.live import LiveSession
 
 log = logging.getLogger("wardgate.pg")
@@ -40,6 +43,7 @@ _SYNC = ord("S")
 _ERROR = ord("E")
 _READY = ord("Z")
 _DATAROW = ord("D")
+_COPYDATA = ord("d")
 
 _MARKER_PREFIX = "wardgate_denied_"
 _marker_ids = itertools.count(1)
@@ -61,6 +65,11 @@ class SessionObserver(Protocol):
     # True while DataRows need no inspection (nothing to mask, result capture full): the
     # relay then only counts them and reports each run of rows with one ``rows_passed``.
     rows_passthrough: bool
+    # Otherwise, when set: the compiled gate that may vouch for runs of DataRows (and of
+    # COPY TO STDOUT rows, with their text-format flag) that masking would leave as they
+    # are; the first row it cannot vouch for goes to ``server_message``.
+    row_gate: Gate | None
+    copy_gate: tuple[Gate, bool] | None
 
     def rows_passed(self, rows: int, nbytes: int) -> None: ...
 
@@ -415,11 +424,39 @@ class PgRelay:
                 return
             if end > n:
                 break
-            if kind == _DATAROW and observer.rows_passthrough:
-                rows += 1
-                nbytes += length - 6
-                pos = end
-                continue
+            if kind == _DATAROW:
+                if observer.rows_passthrough:
+                    if _scan_rows is None:
+                        rows += 1
+                        nbytes += length - 6
+                        pos = end
+                        continue
+                    # The compiled walk takes the whole run of rows in one call.
+                    pos, run, run_bytes = _scan_rows(data, pos, n, self.max_message, None)
+                    rows += run
+                    nbytes += run_bytes
+                    continue
+                gate = observer.row_gate
+                if gate is not None:
+                    # Rows the compiled gate vouches for (masking would leave them
+                    # unchanged) go by like passthrough rows; it stops before the first
+                    # row it cannot vouch for, which takes the Python path below.
+                    assert _scan_rows is not None  # a gate exists only with the module
+                    after, run, run_bytes = _scan_rows(data, pos, n, self.max_message, gate)
+                    if run:
+                        pos = after
+                        rows += run
+                        nbytes += run_bytes
+                        continue
+            elif kind == _COPYDATA and observer.copy_gate is not None:
+                # COPY TO STDOUT rows the compiled gate vouches for; none is counted
+                # (CommandComplete's tag carries the row count).
+                assert _scan_copy is not None
+                gate, text_format = observer.copy_gate
+                after, run = _scan_copy(data, pos, n, self.max_message, gate, text_format)
+                if run:
+                    pos = after
+                    continue
             if rows:
                 observer.rows_passed(rows, nbytes)
                 rows = nbytes = 0

@@ -1,0 +1,649 @@
+/*
+ * wardgate._rowscan: the PostgreSQL DataRow hot loop in C.
+ *
+ * Owns two things and nothing else:
+ *
+ *   scan_rows(data, pos, end, max_message, gate)
+ *       Walks consecutive, complete DataRow ('D') messages of a server chunk starting at
+ *       `pos` and returns (new_pos, rows, payload_bytes) for the run it may forward
+ *       untouched. It stops *before* the first message it cannot vouch for: not a
+ *       DataRow, incomplete, a length out of range, columns that do not add up, or (with a
+ *       gate) a value the gate cannot rule out. The caller then handles that message with
+ *       the Python path, which masks it or reports the protocol violation. Stopping early
+ *       is always safe; the walk never says "clean" for a row Python would change.
+ *
+ *   scan_copy(data, pos, end, max_message, gate, text_format)
+ *       The same for the CopyData rows of COPY ... TO STDOUT, gated line by line.
+ *
+ *   Gate(...)
+ *       A compiled copy of ValueMasker.may_contain (wardgate/masking/engine.py): the same
+ *       digit rules, signal bytes and trigger literals, evaluated on one value. Built from
+ *       ValueMasker.native_spec(); tests check it answers exactly as the Python gate on
+ *       generated and hand-picked values.
+ *
+ * The pure-Python path stays the reference and the fallback (no compiler, or
+ * WARDGATE_PURE_PYTHON=1).
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Byte classes for the digit-run walk, as engine._RUN_TABLE / _RUN_SEPARATORS define it:
+ * digits extend a run, letters and non-ASCII bytes end it, ASCII punctuation and spaces
+ * are separators that neither extend nor end it. */
+enum { C_SEP = 0, C_DIGIT = 1, C_UPPER = 2, C_LOWER = 3, C_HIGH = 4 };
+static uint8_t CLS[256];
+static uint8_t LOWER[256];
+static uint8_t IS_DIGIT[256];
+static uint8_t IS_UPPER[256];
+static Py_ssize_t RUN_KEEP[256]; /* ~0 for digits and separators, 0 for what ends a run */
+
+/* The bytes a gate looks at (signal bytes, rule bytes, '=' and ':', the first bytes of
+ * trigger literals) each get one bit; one table lookup per value byte then collects them
+ * all, without a branch. */
+#define MAX_BITS 64
+
+typedef struct {
+    Py_ssize_t min_digits;
+    uint64_t any_of; /* bits; 0: no any_of condition */
+    Py_ssize_t upper;
+    Py_ssize_t run;
+    int bounded; /* DigitRule.bounded: digits glued to a letter at a run's ends do not count */
+} Rule;
+
+typedef struct {
+    PyObject *lit; /* bytes */
+    uint64_t first; /* the bit(s) of its first byte (both cases when folded); 0: always look */
+} Trigger;
+
+typedef struct {
+    uint64_t sig;       /* the signal byte's bit */
+    Trigger *triggers;
+    Py_ssize_t ntriggers;
+    Trigger *folded;    /* matched against the ASCII-lowered value */
+    Py_ssize_t nfolded;
+    int assignment;     /* folded triggers only when the value holds '=' or ':' */
+} SigGate;
+
+typedef struct {
+    PyObject_HEAD
+    uint8_t *actions; /* per column: 0 skip, 1 gate the value */
+    Py_ssize_t nactions;
+    int default_action;
+    int unconditional;
+    int digits_kept;
+    uint64_t bit[256];  /* per byte value: its bit, or 0 */
+    uint64_t keep_marks; /* bits of kept bytes other than digits */
+    uint64_t assign;     /* bits of '=' and ':' */
+    Py_ssize_t min_digits;
+    Rule *rules;
+    Py_ssize_t nrules;
+    SigGate *sigs;
+    Py_ssize_t nsigs;
+    Trigger *plain;
+    Py_ssize_t nplain;
+    Trigger *plain_folded;
+    Py_ssize_t nplain_folded;
+    PyObject *refs; /* keeps the trigger bytes alive */
+} GateObject;
+
+static int contains(const uint8_t *h, Py_ssize_t n, PyObject *needle)
+{
+    Py_ssize_t m = PyBytes_GET_SIZE(needle);
+    if (m > n)
+        return 0;
+    return memmem(h, (size_t)n, PyBytes_AS_STRING(needle), (size_t)m) != NULL;
+}
+
+/* bytes.lower().find(needle) != -1, without building the lowered copy. */
+static int contains_folded(const uint8_t *h, Py_ssize_t n, PyObject *needle)
+{
+    const uint8_t *nd = (const uint8_t *)PyBytes_AS_STRING(needle);
+    Py_ssize_t m = PyBytes_GET_SIZE(needle);
+    if (m == 0)
+        return 1;
+    if (m > n)
+        return 0;
+    uint8_t first = nd[0];
+    for (Py_ssize_t i = 0; i + m <= n; i++) {
+        if (LOWER[h[i]] != first)
+            continue;
+        Py_ssize_t j = 1;
+        while (j < m && LOWER[h[i + j]] == nd[j])
+            j++;
+        if (j == m)
+            return 1;
+    }
+    return 0;
+}
+
+static int any_contains(const uint8_t *h, Py_ssize_t n, const Trigger *t, Py_ssize_t k,
+                        uint64_t present, int folded)
+{
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (t[i].first && !(t[i].first & present))
+            continue; /* its first byte does not occur: it cannot match */
+        if (folded ? contains_folded(h, n, t[i].lit) : contains(h, n, t[i].lit))
+            return 1;
+    }
+    return 0;
+}
+
+/* The longest run of digits a regex bounded by (?<![0-9A-Za-z]) and (?![0-9A-Za-z]) could
+ * use (engine._SHAPE_TABLE): an island is a stretch of digits and separators; its digits
+ * count except a first chunk glued to the ASCII letter before it and a last chunk glued
+ * to the letter after it. Only called when the plain run is long enough (it is never
+ * shorter than this one). */
+static Py_ssize_t bounded_run(const uint8_t *p, Py_ssize_t n)
+{
+    Py_ssize_t isl = -1, lead = 0, chunk = 0, best = 0;
+    int lead_open = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint8_t cls = CLS[p[i]];
+        if (cls == C_DIGIT) {
+            if (isl < 0) {
+                isl = 0;
+                chunk = 0;
+                lead = 0;
+                lead_open = i > 0 && (CLS[p[i - 1]] == C_UPPER || CLS[p[i - 1]] == C_LOWER);
+            }
+            isl++;
+            chunk++;
+            lead += lead_open;
+        } else if (cls == C_SEP) {
+            if (isl < 0) {
+                isl = 0;
+                lead = 0;
+            }
+            chunk = 0;
+            lead_open = 0;
+        } else if (isl >= 0) { /* a letter or a non-ASCII byte ends the island */
+            Py_ssize_t eff = isl - lead - (cls == C_HIGH ? 0 : chunk);
+            if (eff > best)
+                best = eff;
+            isl = -1;
+        }
+    }
+    if (isl >= 0 && isl - lead > best)
+        best = isl - lead;
+    return best;
+}
+
+/* ValueMasker.may_contain(value) for one value (framing_upper = 0). */
+static int gate_value(const GateObject *g, const uint8_t *p, Py_ssize_t n)
+{
+    if (g->unconditional)
+        return 1;
+    uint64_t present = 0;
+    Py_ssize_t nd = 0, upper = 0, run = 0, maxrun = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        present |= g->bit[c];
+        nd += IS_DIGIT[c];
+        upper += IS_UPPER[c];
+        run = (run + IS_DIGIT[c]) & RUN_KEEP[c];
+        maxrun = run > maxrun ? run : maxrun;
+    }
+    int marks = (present & g->keep_marks) != 0;
+    int kept = marks || (g->digits_kept && nd > 0);
+    if (kept) {
+        if (g->min_digits > 0 && nd >= g->min_digits) {
+            Py_ssize_t maxb = -1;
+            for (Py_ssize_t r = 0; r < g->nrules; r++) {
+                const Rule *rule = &g->rules[r];
+                if (nd < rule->min_digits)
+                    continue;
+                if (rule->any_of && !(present & rule->any_of))
+                    continue;
+                if (rule->run > 1) {
+                    if (maxrun < rule->run)
+                        continue;
+                    if (rule->bounded) {
+                        if (maxb < 0)
+                            maxb = bounded_run(p, n);
+                        if (maxb < rule->run)
+                            continue;
+                    }
+                }
+                if (rule->upper > 0 && upper < rule->upper)
+                    continue;
+                return 1;
+            }
+        }
+        if (marks) {
+            int assign = (present & g->assign) != 0;
+            for (Py_ssize_t s = 0; s < g->nsigs; s++) {
+                const SigGate *sg = &g->sigs[s];
+                if (!(present & sg->sig))
+                    continue;
+                if (any_contains(p, n, sg->triggers, sg->ntriggers, present, 0))
+                    return 1;
+                if (sg->nfolded && (!sg->assignment || assign) &&
+                    any_contains(p, n, sg->folded, sg->nfolded, present, 1))
+                    return 1;
+            }
+        }
+    }
+    if (any_contains(p, n, g->plain, g->nplain, present, 0))
+        return 1;
+    if (any_contains(p, n, g->plain_folded, g->nplain_folded, present, 1))
+        return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ Gate type */
+
+static int check_bytes_tuple(PyObject *t, const char *what)
+{
+    if (!PyTuple_Check(t)) {
+        PyErr_Format(PyExc_TypeError, "Gate: %s must be a tuple of bytes", what);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(t, i))) {
+            PyErr_Format(PyExc_TypeError, "Gate: %s must be a tuple of bytes", what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    int idx[256];
+    int next;
+} Bits;
+
+/* The bit of byte value c, assigned on first use; 0 once all 64 are taken. */
+static uint64_t bit_for(GateObject *g, Bits *b, uint8_t c)
+{
+    if (b->idx[c] < 0) {
+        if (b->next >= MAX_BITS)
+            return 0;
+        b->idx[c] = b->next++;
+        g->bit[c] = (uint64_t)1 << b->idx[c];
+    }
+    return (uint64_t)1 << b->idx[c];
+}
+
+static int triggers_from(GateObject *g, Bits *b, PyObject *tuple, int folded, const char *what,
+                         Trigger **out, Py_ssize_t *nout)
+{
+    if (check_bytes_tuple(tuple, what) < 0)
+        return -1;
+    Py_ssize_t k = PyTuple_GET_SIZE(tuple);
+    *out = PyMem_Calloc(k ? (size_t)k : 1, sizeof(Trigger));
+    if (*out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *nout = k;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *lit = PyTuple_GET_ITEM(tuple, i);
+        Trigger *t = &(*out)[i];
+        t->lit = lit;
+        t->first = 0;
+        if (PyBytes_GET_SIZE(lit) == 0)
+            continue; /* matches everywhere: always looked for */
+        uint8_t c = (uint8_t)PyBytes_AS_STRING(lit)[0];
+        uint64_t first = bit_for(g, b, c);
+        if (folded && c >= 'a' && c <= 'z') {
+            uint64_t upper = bit_for(g, b, (uint8_t)(c - 32));
+            first = (first && upper) ? (first | upper) : 0;
+        }
+        t->first = first; /* 0 when out of bits: always looked for */
+    }
+    return 0;
+}
+
+static void Gate_dealloc(GateObject *self)
+{
+    for (Py_ssize_t i = 0; i < self->nsigs; i++) {
+        PyMem_Free(self->sigs[i].triggers);
+        PyMem_Free(self->sigs[i].folded);
+    }
+    PyMem_Free(self->sigs);
+    PyMem_Free(self->rules);
+    PyMem_Free(self->actions);
+    PyMem_Free(self->plain);
+    PyMem_Free(self->plain_folded);
+    Py_XDECREF(self->refs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Gate_init(GateObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"actions", "default_action", "unconditional", "keep", "min_digits",
+                             "rules", "signals", "plain", "plain_folded", NULL};
+    Py_buffer actions, keep;
+    int default_action, unconditional;
+    Py_ssize_t min_digits;
+    PyObject *rules, *signals, *plain, *plain_folded;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*ipy*nO!O!O!O!", kwlist, &actions,
+                                     &default_action, &unconditional, &keep, &min_digits,
+                                     &PyTuple_Type, &rules, &PyTuple_Type, &signals,
+                                     &PyTuple_Type, &plain, &PyTuple_Type, &plain_folded))
+        return -1;
+    int rc = -1;
+    Bits bits;
+    for (int c = 0; c < 256; c++)
+        bits.idx[c] = -1;
+    bits.next = 0;
+    if (self->refs != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Gate: already initialised");
+        goto done;
+    }
+    if (keep.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "Gate: keep must be 256 flags, one per byte value");
+        goto done;
+    }
+    self->actions = PyMem_Malloc(actions.len ? (size_t)actions.len : 1);
+    if (self->actions == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(self->actions, actions.buf, (size_t)actions.len);
+    self->nactions = actions.len;
+    self->default_action = default_action ? 1 : 0;
+    self->unconditional = unconditional;
+    self->min_digits = min_digits;
+    memset(self->bit, 0, sizeof self->bit);
+    /* Kept bytes first: each needs a bit of its own (signals and rules test them). */
+    const uint8_t *kb = keep.buf;
+    self->keep_marks = 0;
+    self->digits_kept = 0;
+    for (int c = 0; c < 256; c++) {
+        if (!kb[c])
+            continue;
+        if (c >= '0' && c <= '9') {
+            self->digits_kept = 1;
+            continue;
+        }
+        uint64_t bit = bit_for(self, &bits, (uint8_t)c);
+        if (!bit) {
+            PyErr_SetString(PyExc_ValueError, "Gate: more distinct gate bytes than bits");
+            goto done;
+        }
+        self->keep_marks |= bit;
+    }
+    uint64_t eq = bit_for(self, &bits, '='), colon = bit_for(self, &bits, ':');
+    if (!eq || !colon) {
+        PyErr_SetString(PyExc_ValueError, "Gate: more distinct gate bytes than bits");
+        goto done;
+    }
+    self->assign = eq | colon;
+    Py_ssize_t nr = PyTuple_GET_SIZE(rules);
+    self->rules = PyMem_Calloc(nr ? (size_t)nr : 1, sizeof(Rule));
+    if (self->rules == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nr; i++) {
+        Rule *r = &self->rules[i];
+        Py_buffer any_of;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(rules, i),
+                              "ny*nnp;Gate: a rule is (min_digits, any_of, upper, run, bounded)",
+                              &r->min_digits, &any_of, &r->upper, &r->run, &r->bounded))
+            goto done;
+        r->any_of = 0;
+        for (Py_ssize_t k = 0; k < any_of.len; k++) {
+            uint8_t c = ((const uint8_t *)any_of.buf)[k];
+            uint64_t bit = (kb[c] && !(c >= '0' && c <= '9')) ? self->bit[c] : 0;
+            if (!bit) {
+                /* engine keeps every any_of byte; anything else is a caller bug */
+                PyBuffer_Release(&any_of);
+                PyErr_SetString(PyExc_ValueError, "Gate: an any_of byte is not kept");
+                goto done;
+            }
+            r->any_of |= bit;
+        }
+        PyBuffer_Release(&any_of);
+        self->nrules = i + 1;
+    }
+    Py_ssize_t ns = PyTuple_GET_SIZE(signals);
+    self->sigs = PyMem_Calloc(ns ? (size_t)ns : 1, sizeof(SigGate));
+    if (self->sigs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        SigGate *sg = &self->sigs[i];
+        int sig, assignment;
+        PyObject *triggers, *folded;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(signals, i),
+                              "iO!O!p;Gate: a signal is (byte, triggers, folded, assignment)", &sig,
+                              &PyTuple_Type, &triggers, &PyTuple_Type, &folded, &assignment))
+            goto done;
+        if (sig < 0 || sig > 255 || !kb[sig] || !self->bit[sig]) {
+            PyErr_SetString(PyExc_ValueError, "Gate: a signal must be a kept byte value");
+            goto done;
+        }
+        sg->sig = self->bit[sig];
+        sg->assignment = assignment;
+        self->nsigs = i + 1;
+        if (triggers_from(self, &bits, triggers, 0, "triggers", &sg->triggers, &sg->ntriggers) < 0 ||
+            triggers_from(self, &bits, folded, 1, "folded", &sg->folded, &sg->nfolded) < 0)
+            goto done;
+    }
+    if (triggers_from(self, &bits, plain, 0, "plain", &self->plain, &self->nplain) < 0 ||
+        triggers_from(self, &bits, plain_folded, 1, "plain_folded", &self->plain_folded,
+                      &self->nplain_folded) < 0)
+        goto done;
+    self->refs = PyTuple_Pack(3, signals, plain, plain_folded);
+    if (self->refs == NULL)
+        goto done;
+    rc = 0;
+done:
+    PyBuffer_Release(&actions);
+    PyBuffer_Release(&keep);
+    return rc;
+}
+
+static int gate_ready(GateObject *g)
+{
+    if (g->refs == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Gate was not initialised");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *Gate_may_contain(GateObject *self, PyObject *arg)
+{
+    Py_buffer v;
+    if (!gate_ready(self) || PyObject_GetBuffer(arg, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int r = gate_value(self, v.buf, v.len);
+    PyBuffer_Release(&v);
+    return PyBool_FromLong(r);
+}
+
+static PyMethodDef Gate_methods[] = {
+    {"may_contain", (PyCFunction)Gate_may_contain, METH_O,
+     "may_contain(value) -> bool: ValueMasker.may_contain for one value."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wardgate._rowscan.Gate",
+    .tp_basicsize = sizeof(GateObject),
+    .tp_dealloc = (destructor)Gate_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A compiled ValueMasker gate plus the per-column actions of one result.",
+    .tp_methods = Gate_methods,
+    .tp_init = (initproc)Gate_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ------------------------------------------------------------------ scan_rows */
+
+static inline uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* 1: every gated value is ruled out; 0: a value may hold something, or the row's columns
+ * do not add up (the Python path reports that). */
+static int row_clean(const GateObject *g, const uint8_t *buf, Py_ssize_t start, Py_ssize_t end)
+{
+    if (end - start < 7)
+        return 0;
+    int ncols = (int16_t)(((uint16_t)buf[start + 5] << 8) | buf[start + 6]);
+    Py_ssize_t off = start + 7;
+    for (int i = 0; i < ncols; i++) {
+        if (end - off < 4)
+            return 0;
+        int32_t len = (int32_t)be32(buf + off);
+        off += 4;
+        if (len < 0)
+            continue;
+        if (end - off < len)
+            return 0;
+        int action = i < g->nactions ? g->actions[i] : g->default_action;
+        if (action && gate_value(g, buf + off, len))
+            return 0;
+        off += len;
+    }
+    return off == end;
+}
+
+static PyObject *scan_rows(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t pos, end, max_message;
+    PyObject *gate_obj;
+    if (!PyArg_ParseTuple(args, "y*nnnO:scan_rows", &data, &pos, &end, &max_message, &gate_obj))
+        return NULL;
+    const GateObject *gate = NULL;
+    if (gate_obj != Py_None) {
+        if (!PyObject_TypeCheck(gate_obj, &GateType)) {
+            PyBuffer_Release(&data);
+            PyErr_SetString(PyExc_TypeError, "scan_rows: gate must be a Gate or None");
+            return NULL;
+        }
+        gate = (const GateObject *)gate_obj;
+        if (!gate_ready((GateObject *)gate)) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+    }
+    if (pos < 0 || end > data.len || pos > end) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "scan_rows: need 0 <= pos <= end <= len(data)");
+        return NULL;
+    }
+    const uint8_t *buf = data.buf;
+    Py_ssize_t rows = 0, nbytes = 0;
+    while (end - pos >= 5 && buf[pos] == 'D') {
+        uint32_t length = be32(buf + pos + 1);
+        if (length < 4 || (Py_ssize_t)length > max_message)
+            break;
+        Py_ssize_t mend = pos + 1 + (Py_ssize_t)length;
+        if (mend > end)
+            break;
+        if (gate != NULL && !row_clean(gate, buf, pos, mend))
+            break;
+        rows++;
+        nbytes += (Py_ssize_t)length - 6;
+        pos = mend;
+    }
+    PyBuffer_Release(&data);
+    return Py_BuildValue("(nnn)", pos, rows, nbytes);
+}
+
+/* COPY ... TO STDOUT rows: one CopyData ('d') message per row. A row may go out untouched
+ * when the gate rules out the whole line, as pg_rows.mask_copy_line decides it; in text
+ * format only for a line without a backslash, since an escape can spell a gate byte. */
+static PyObject *scan_copy(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t pos, end, max_message;
+    PyObject *gate_obj;
+    int text_format;
+    if (!PyArg_ParseTuple(args, "y*nnnO!p:scan_copy", &data, &pos, &end, &max_message, &GateType,
+                          &gate_obj, &text_format))
+        return NULL;
+    const GateObject *gate = (const GateObject *)gate_obj;
+    if (!gate_ready((GateObject *)gate)) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (pos < 0 || end > data.len || pos > end) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "scan_copy: need 0 <= pos <= end <= len(data)");
+        return NULL;
+    }
+    const uint8_t *buf = data.buf;
+    Py_ssize_t rows = 0;
+    while (end - pos >= 5 && buf[pos] == 'd') {
+        uint32_t length = be32(buf + pos + 1);
+        if (length < 4 || (Py_ssize_t)length > max_message)
+            break;
+        Py_ssize_t mend = pos + 1 + (Py_ssize_t)length;
+        if (mend > end)
+            break;
+        const uint8_t *line = buf + pos + 5;
+        Py_ssize_t n = (Py_ssize_t)length - 4;
+        if (n > 0 && line[n - 1] == '\n') { /* pg_rows._split_eol: gate the body only */
+            n--;
+            if (n > 0 && line[n - 1] == '\r')
+                n--;
+        }
+        if (text_format && memchr(line, '\\', (size_t)n) != NULL)
+            break;
+        if (gate_value(gate, line, n))
+            break;
+        rows++;
+        pos = mend;
+    }
+    PyBuffer_Release(&data);
+    return Py_BuildValue("(nn)", pos, rows);
+}
+
+static PyMethodDef module_methods[] = {
+    {"scan_rows", scan_rows, METH_VARARGS,
+     "scan_rows(data, pos, end, max_message, gate) -> (pos, rows, payload_bytes)"},
+    {"scan_copy", scan_copy, METH_VARARGS,
+     "scan_copy(data, pos, end, max_message, gate, text_format) -> (pos, rows)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef rowscan_module = {
+    PyModuleDef_HEAD_INIT, "wardgate._rowscan",
+    "Compiled DataRow walk and masking gate (see _rowscan.c).", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__rowscan(void)
+{
+    for (int c = 0; c < 256; c++) {
+        if (c >= '0' && c <= '9')
+            CLS[c] = C_DIGIT;
+        else if (c >= 'A' && c <= 'Z')
+            CLS[c] = C_UPPER;
+        else if (c >= 'a' && c <= 'z')
+            CLS[c] = C_LOWER;
+        else if (c >= 0x80)
+            CLS[c] = C_HIGH;
+        else
+            CLS[c] = C_SEP;
+        LOWER[c] = (uint8_t)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+        IS_DIGIT[c] = CLS[c] == C_DIGIT;
+        IS_UPPER[c] = CLS[c] == C_UPPER;
+        RUN_KEEP[c] = (CLS[c] == C_DIGIT || CLS[c] == C_SEP) ? ~(Py_ssize_t)0 : 0;
+    }
+    if (PyType_Ready(&GateType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&rowscan_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&GateType);
+    if (PyModule_AddObject(m, "Gate", (PyObject *)&GateType) < 0) {
+        Py_DECREF(&GateType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,23 @@
+from typing_extensions import Buffer
+
+class Gate:
+    def __init__(
+        self,
+        actions: bytes,
+        default_action: int,
+        unconditional: bool,
+        keep: bytes,
+        min_digits: int,
+        rules: tuple[tuple[int, bytes, int, int, bool], ...],
+        signals: tuple[tuple[int, tuple[bytes, ...], tuple[bytes, ...], bool], ...],
+        plain: tuple[bytes, ...],
+        plain_folded: tuple[bytes, ...],
+    ) -> None: ...
+    def may_contain(self, value: Buffer, /) -> bool: ...
+
+def scan_rows(
+    data: Buffer, pos: int, end: int, max_message: int, gate: Gate | None, /
+) -> tuple[int, int, int]: ...
+def scan_copy(
+    data: Buffer, pos: int, end: int, max_message: int, gate: Gate, text_format: bool, /
+) -> tuple[int, int]: ...

@@ -1,0 +1,75 @@
+"""The compiled DataRow walk (``wardgate._rowscan``) and when the relay may use it.
+
+Owns the bridge between a :class:`~wardgate.masking.engine.ResultMaskPlan` and the C
+module: which columns the compiled gate looks at, and whether a plan can be gated in C at
+all. The C code answers one question per run of rows -- "may these go out untouched?" --
+and stops at the first row it cannot vouch for; that row takes the Python path
+(``pg_rows.mask_datarow``), which stays the reference implementation.
+
+``scan_rows`` is None when the extension was not built (no compiler at install time) or
+``WARDGATE_PURE_PYTHON=1`` is set; everything then runs in Python with the same results.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Final
+
+from wardgate.masking.engine import SKIP, ResultMaskPlan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from typing_extensions import Buffer
+
+    from wardgate._rowscan import Gate
+
+    ScanRows = Callable[[Buffer, int, int, int, "Gate | None"], tuple[int, int, int]]
+    ScanCopy = Callable[[Buffer, int, int, int, "Gate", bool], tuple[int, int]]
+
+__all__ = ["NO_GATE", "native_gate", "scan_copy", "scan_rows"]
+
+try:
+    from wardgate import _rowscan
+except ImportError:  # built without a compiler: the pure-Python path
+    _rowscan = None  # type: ignore[assignment]
+
+if os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0"):
+    _rowscan = None  # type: ignore[assignment]
+
+scan_rows: Final[ScanRows | None] = _rowscan.scan_rows if _rowscan is not None else None
+scan_copy: Final[ScanCopy | None] = _rowscan.scan_copy if _rowscan is not None else None
+
+
+class _NoGate:
+    """Marks a plan that cannot be gated in C (cached so the check runs once per plan)."""
+
+    __slots__ = ()
+
+
+NO_GATE: Final = _NoGate()
+
+
+def native_gate(plan: ResultMaskPlan) -> Gate | None:
+    """The compiled gate for ``plan``, or None when rows of this result must each take the
+    Python path: no extension, or a plan whose unchanged rows cannot be told by a gate
+    (a column rule replaces whole values; a binary number column holds no ASCII digits)."""
+    cached = plan.native
+    if cached is not None:
+        return None if cached is NO_GATE else cached  # type: ignore[return-value]
+    gate: Gate | None = None
+    if _rowscan is not None and plan.row_gate:
+        spec = plan.masker.native_spec()
+        gate = _rowscan.Gate(
+            bytes(0 if a == SKIP else 1 for a in plan.actions),
+            0 if plan.default_action == SKIP else 1,
+            spec.unconditional,
+            spec.keep,
+            spec.min_digits,
+            spec.rules,
+            spec.signals,
+            spec.plain,
+            spec.plain_folded,
+        )
+    plan.native = gate if gate is not None else NO_GATE
+    return gate

@@ -1,0 +1,264 @@
+"""The compiled DataRow walk and gate (wardgate._rowscan) against the Python reference.
+
+The C gate may only ever say "clean" where ValueMasker.may_contain says so; these tests
+hold it to *exactly* the Python answer, on the detector test corpus, on generated values
+built from the bytes the gates look at, and for custom detectors. The row walk must stop
+before anything it cannot vouch for: a non-DataRow, a partial or oversized message,
+columns that do not add up, and any row whose gated value might hold a finding.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_masking_detectors import DECOYS, POSITIVES
+
+from wardgate.masking.detectors import BUILTIN_KINDS, CustomDetector, build_detectors
+from wardgate.masking.engine import ColumnInfo, MaskingPolicy, ResultMaskPlan, ValueMasker
+from wardgate.masking.formats import Formatter
+from wardgate.masking.native import native_gate, scan_rows
+from wardgate.masking.pg_rows import mask_datarow
+
+PURE = os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0")
+pytestmark = pytest.mark.skipif(PURE, reason="WARDGATE_PURE_PYTHON=1 disables the extension")
+
+KEY = b"k" * 32
+
+
+def masker(kinds: Sequence[str] = BUILTIN_KINDS, custom: Sequence[CustomDetector] = ()) -> ValueMasker:
+    return ValueMasker(
+        build_detectors(list(kinds) + [c.kind for c in custom], phone_regions=("US", "GB"), custom=custom),
+        Formatter({}, KEY),
+    )
+
+
+def text_plan(m: ValueMasker, ncols: int = 1) -> ResultMaskPlan:
+    policy = MaskingPolicy(m, (), kinds=m.kinds)
+    plan = policy.plan_for_result([ColumnInfo(f"c{i}", None, 25, "text") for i in range(ncols)])
+    assert plan is not None
+    return plan
+
+
+def gate_of(m: ValueMasker, ncols: int = 1):  # type: ignore[no-untyped-def]
+    gate = native_gate(text_plan(m, ncols))
+    assert gate is not None
+    return gate
+
+
+def datarow(values: Sequence[bytes | None]) -> bytes:
+    body = struct.pack(">h", len(values)) + b"".join(
+        struct.pack(">i", -1) if v is None else struct.pack(">i", len(v)) + v for v in values
+    )
+    return b"D" + struct.pack(">i", len(body) + 4) + body
+
+
+CUSTOM = (
+    CustomDetector("employee_id", r"EMP-\d{6}", min_digits=6),
+    CustomDetector("project", r"(?i)project[ -]x\w+", contains=["Project"], ignore_case=True),
+    CustomDetector("ticket", r"TCK\d+", contains=["TCK"]),
+)
+
+MASKERS = {
+    "builtin": masker(),
+    "custom": masker(custom=CUSTOM),
+    **{kind: masker([kind]) for kind in BUILTIN_KINDS},
+}
+
+
+def test_the_extension_is_built() -> None:
+    # CI builds it from source with the normal install; a silent build failure would
+    # leave every masked row on the slow path, so it is an error here.
+    assert scan_rows is not None
+
+
+CORPUS = sorted(
+    {t for _, t, _ in POSITIVES}
+    | set(DECOYS)
+    | {
+        "",
+        "0",
+        "a@b",
+        "x=1",
+        "password: hunter2",
+        "PASSWORD=hunter2",
+        "postgres://u:p@h/db",
+        "AKIAIOSFODNN7EXAMPLE",
+        "EMP-123456",
+        "my PROJECT Xylophone",
+        "TCK99",
+        "c4ca4238a0b923820dcc509a6f75849b",
+        "2024-01-05 12:00:00+00",
+        "ünïcödé 4111-1111-1111-1111",
+    }
+)
+
+
+@pytest.mark.parametrize("name", sorted(MASKERS))
+def test_gate_matches_python_on_the_detector_corpus(name: str) -> None:
+    m = MASKERS[name]
+    gate = gate_of(m)
+    for text in CORPUS:
+        raw = text.encode()
+        assert gate.may_contain(raw) == m.may_contain(raw), (name, text)
+
+
+# Values built from the bytes the gates react to, so the interesting branches are hit
+# far more often than by uniform random bytes.
+PIECES = [
+    "0", "1", "4", "9", "12345", "4111", " ", "-", "+", ".", "_", "@", ":", "=", "/", "://",
+    "a", "x", "Z", "IA", "AKIA", "eyJ", "xox", "xoxb-", "ghp_", "sk_live_", "-----BEGIN",
+    "pass", "PASS", "Pwd", "secret", "TOKEN", "key", "GB", "DE89", "EMP-", "project", "TCK",
+    "é", "\u00ff", "\x00", "\n",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts=st.lists(st.sampled_from(PIECES), max_size=24), name=st.sampled_from(sorted(MASKERS)))
+def test_gate_matches_python_on_generated_values(parts: list[str], name: str) -> None:
+    m = MASKERS[name]
+    raw = "".join(parts).encode()
+    assert gate_of(m).may_contain(raw) == m.may_contain(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=64))
+def test_gate_matches_python_on_arbitrary_bytes(raw: bytes) -> None:
+    m = MASKERS["builtin"]
+    assert gate_of(m).may_contain(raw) == m.may_contain(raw)
+
+
+def test_an_unconditional_custom_detector_sends_every_row_to_python() -> None:
+    m = masker(["email"], custom=[CustomDetector("anything", r"zz+")])
+    gate = gate_of(m)
+    assert gate.may_contain(b"nothing here")
+    row = datarow([b"nothing here"])
+    assert scan_rows is not None
+    assert scan_rows(row, 0, len(row), 1 << 20, gate) == (0, 0, 0)
+
+
+# ------------------------------------------------------------------ the row walk
+
+
+def walk(data: bytes, gate: object | None = None, max_message: int = 1 << 20) -> tuple[int, int, int]:
+    assert scan_rows is not None
+    return scan_rows(data, 0, len(data), max_message, gate)  # type: ignore[arg-type]
+
+
+def test_passthrough_walk_counts_rows_and_payload_bytes() -> None:
+    rows = [datarow([b"1", b"abc"]), datarow([None, b""]), datarow([b"x" * 300])]
+    data = b"".join(rows) + b"C\x00\x00\x00\x0dSELECT 3\x00"
+    pos, count, nbytes = walk(data)
+    assert (pos, count) == (sum(map(len, rows)), 3)
+    assert nbytes == sum(len(r) - 7 for r in rows)  # what the observer counts per row
+
+
+@pytest.mark.parametrize(
+    ("tail", "why"),
+    [
+        (b"D\x00\x00", "a header cut short"),
+        (datarow([b"abcdef"])[:-2], "a row cut short"),
+        (b"D\x00\x00\x00\x02\x00", "a length below 4"),
+        (b"D\x7f\xff\xff\xff", "a length above the limit"),
+        (b"T\x00\x00\x00\x04", "another message type"),
+    ],
+)
+def test_the_walk_stops_before_what_it_cannot_vouch_for(tail: bytes, why: str) -> None:
+    head = datarow([b"ok"])
+    assert walk(head + tail)[:2] == (len(head), 1), why
+
+
+def test_a_clean_run_goes_by_and_the_walk_stops_at_the_card() -> None:
+    gate = gate_of(MASKERS["builtin"], ncols=2)
+    clean = [datarow([b"c4ca4238a0b923820dcc509a6f75849b", b"v1.2"]) for _ in range(50)]
+    dirty = datarow([b"order 42", b"card 4111 1111 1111 1111"])
+    data = b"".join(clean) + dirty + datarow([b"after", b"clean"])
+    pos, count, _ = walk(data, gate)
+    assert (pos, count) == (sum(map(len, clean)), 50)
+    # The row it stopped at is one the Python path changes.
+    assert mask_datarow(dirty, text_plan(MASKERS["builtin"], 2)) is not None
+
+
+def test_only_gated_columns_are_looked_at() -> None:
+    m = MASKERS["builtin"]
+    policy = MaskingPolicy(m, (), kinds=m.kinds)
+    plan = policy.plan_for_result([ColumnInfo("n", None, 23, "text"), ColumnInfo("t", None, 25, "text")])
+    assert plan is not None
+    gate = native_gate(plan)
+    # int4 cannot hold a card: its digits are not scanned, the text column is.
+    assert walk(datarow([b"411111111", b"hello"]), gate)[1] == 1
+    assert walk(datarow([b"1", b"mail me: a@example.com"]), gate)[1] == 0
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        # column count says 2, one value present
+        b"D" + struct.pack(">ih", 4 + 2 + 4 + 2, 2) + struct.pack(">i", 2) + b"ab",
+        # a value longer than the message
+        b"D" + struct.pack(">ih", 4 + 2 + 4 + 2, 1) + struct.pack(">i", 50) + b"ab",
+        # bytes left over after the last column
+        b"D" + struct.pack(">ih", 4 + 2 + 4 + 2 + 3, 1) + struct.pack(">i", 2) + b"ab" + b"xyz",
+    ],
+)
+def test_rows_whose_columns_do_not_add_up_are_left_to_python(row: bytes) -> None:
+    gate = gate_of(MASKERS["builtin"])
+    assert walk(row, gate)[1] == 0  # the Python path raises ProtocolViolationError
+
+
+def test_argument_checks() -> None:
+    assert scan_rows is not None
+    with pytest.raises(ValueError, match="pos"):
+        scan_rows(b"abc", 2, 1, 100, None)
+    with pytest.raises(ValueError, match="pos"):
+        scan_rows(b"abc", 0, 10, 100, None)
+    with pytest.raises(TypeError, match="Gate"):
+        scan_rows(b"abc", 0, 3, 100, object())  # type: ignore[arg-type]
+
+
+def test_plans_that_need_every_row_get_no_gate() -> None:
+    m = MASKERS["builtin"]
+    policy = MaskingPolicy(m, (("*.ssn", "ssn"),), kinds=m.kinds)
+    plan = policy.plan_for_result([ColumnInfo("ssn", "public.people", 25, "text")])
+    assert plan is not None and not plan.row_gate
+    assert native_gate(plan) is None
+    assert native_gate(plan) is None  # cached
+
+
+# ------------------------------------------------------------------ COPY TO STDOUT rows
+
+
+def copydata(line: bytes) -> bytes:
+    return b"d" + struct.pack(">i", len(line) + 4) + line
+
+
+def copy_walk(data: bytes, text_format: bool = True) -> tuple[int, int]:
+    from wardgate.masking.native import scan_copy
+
+    assert scan_copy is not None
+    gate = gate_of(MASKERS["builtin"])
+    return scan_copy(data, 0, len(data), 1 << 20, gate, text_format)
+
+
+def test_copy_walk_stops_at_a_line_the_gate_cannot_rule_out() -> None:
+    clean = [copydata(b"%d\tc4ca4238a0b923820dcc509a6f75849b\n" % i) for i in range(3)]
+    dirty = copydata(b"9\tjane@example.com\n")
+    data = b"".join(clean) + dirty + copydata(b"10\tok\n")
+    assert copy_walk(data) == (sum(map(len, clean)), 3)
+
+
+def test_copy_walk_leaves_escaped_text_lines_to_python() -> None:
+    # \100 is '@' once unescaped: only the Python path, which unescapes, may judge it.
+    line = copydata(b"1\tjane\\100example.com\n")
+    assert copy_walk(line, text_format=True) == (0, 0)
+    assert copy_walk(copydata(b"1,plain\n"), text_format=False) == (len(copydata(b"1,plain\n")), 1)
+
+
+def test_copy_walk_stops_at_other_messages() -> None:
+    done = b"c\x00\x00\x00\x04"
+    line = copydata(b"1\tok\n")
+    assert copy_walk(line + done) == (len(line), 1)
