@@ -12,6 +12,7 @@ what left the gateway.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections import deque
@@ -27,6 +28,8 @@ from wardgate.recording.events import decision_payload
 if TYPE_CHECKING:
     from wardgate._rowscan import Gate
     from wardgate.recording.writer import ResultCapture, SessionRecorder
+
+log = logging.getLogger("wardgate.pg")
 
 _I16 = struct.Struct("!h")
 _I32 = struct.Struct("!i")
@@ -187,6 +190,7 @@ class _Pending:
     # An allowed statement's decision and results ride inside its statement event.
     decision: Verdict | None = None
     results: list[dict[str, object]] = field(default_factory=list)
+    duration_us: int = 0
 
 
 def _decision_payload(n: int, v: Verdict) -> dict[str, object]:
@@ -224,6 +228,7 @@ class PgObserver:
         self.row_gate: Gate | None = None
         self.copy_gate: tuple[Gate, bool] | None = None  # the same for COPY TO STDOUT rows
         self._capture_owner: _Pending | None = None
+        self._finished: list[_Pending] = []  # finished, not yet recorded: flush_finished
 
     # ------------------------------------------------------------------ client side
     def statement_judged(self, kind: str, name: str, sql: str, verdict: Verdict) -> None:
@@ -536,16 +541,36 @@ class PgObserver:
         p.done = True
         if self.rec is None or not p.sql:
             return
-        self.rec.statement(
-            p.n,
-            text=p.sql,
-            path=p.path,
-            started_at=p.started_wall,
-            duration_us=int((time.perf_counter() - p.started) * 1e6),
-            params=p.params,
-            rows=p.rows,
-            error_sqlstate=p.error[0] if p.error else None,
-            error_message=p.error[1] if p.error else None,
-            decision=_decision_payload(p.n, p.decision) if p.decision is not None else None,
-            results=p.results,
-        )
+        p.duration_us = int((time.perf_counter() - p.started) * 1e6)
+        self._finished.append(p)
+
+    def flush_finished(self) -> None:
+        """Record the statements that finished in the chunk just forwarded.
+
+        The relay calls this after it wrote the chunk to the client (and before the session
+        closes), so serialising and chaining the statement event is not between the
+        target's answer and the client; the event is queued before the relay reads
+        anything else, so the recording's order is the session's order. Whether the
+        statement could run unrecorded was decided before it ran (``admit``)."""
+        finished = self._finished
+        rec = self.rec
+        if not finished or rec is None:
+            return
+        self._finished = []
+        if rec.closed:  # cannot happen through the relay, which flushes before closing
+            log.error("session recording closed with %d statements unrecorded", len(finished))
+            return
+        for p in finished:
+            rec.statement(
+                p.n,
+                text=p.sql,
+                path=p.path,
+                started_at=p.started_wall,
+                duration_us=p.duration_us,
+                params=p.params,
+                rows=p.rows,
+                error_sqlstate=p.error[0] if p.error else None,
+                error_message=p.error[1] if p.error else None,
+                decision=_decision_payload(p.n, p.decision) if p.decision is not None else None,
+                results=p.results,
+            )

@@ -73,6 +73,9 @@ class SessionObserver(Protocol):
 
     def rows_passed(self, rows: int, nbytes: int) -> None: ...
 
+    # Record what finished in the chunk just forwarded (after the client has it).
+    def flush_finished(self) -> None: ...
+
 
 # Client messages the observer needs whole: Bind, Execute, Describe, Sync, Close.
 _OBSERVED_CLIENT = frozenset(b"BEDSC")
@@ -500,6 +503,7 @@ class PgRelay:
             self.client.write(b"".join(out))
         if pos < n:
             self._sbuf = data[pos:]
+        observer.flush_finished()
 
     def _error_replacement(self, msg: bytes) -> bytes | None:
         idx = msg.find(_MARKER_PREFIX.encode())
@@ -569,6 +573,11 @@ class PgRelay:
         if self.closed:
             return
         self.closed = True
+        if self.observer is not None:
+            try:  # statements that finished in the last chunk, before the recording seals
+                self.observer.flush_finished()
+            except Exception:
+                log.exception("session %s: recording the last statements failed", self.live.id)
         self.end_reason = self.end_reason or reason
         self.end_detail = detail
         if self._hold_task is not None and not self._hold_task.done():
