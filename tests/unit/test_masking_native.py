@@ -262,3 +262,81 @@ def test_copy_walk_stops_at_other_messages() -> None:
     done = b"c\x00\x00\x00\x04"
     line = copydata(b"1\tok\n")
     assert copy_walk(line + done) == (len(line), 1)
+
+
+# ------------------------------------------------------------------ against a reference
+
+
+def reference_walk(
+    data: bytes, pos: int, end: int, max_message: int, m: ValueMasker | None, actions: bytes
+) -> tuple[int, int, int]:
+    """The walk spelled out in Python: what scan_rows must return, byte for byte."""
+    rows = nbytes = 0
+    while end - pos >= 5 and data[pos] == 0x44:
+        length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        if length < 4 or length > max_message or pos + 1 + length > end:
+            break
+        mend = pos + 1 + length
+        if m is not None:
+            if mend - pos < 7:
+                break
+            ncols = int.from_bytes(data[pos + 5 : pos + 7], "big", signed=True)
+            off, ok = pos + 7, True
+            for i in range(max(ncols, 0)):
+                if mend - off < 4:
+                    ok = False
+                    break
+                n = int.from_bytes(data[off : off + 4], "big", signed=True)
+                off += 4
+                if n < 0:
+                    continue
+                if mend - off < n:
+                    ok = False
+                    break
+                gated = actions[i] if i < len(actions) else 1
+                if gated and m.may_contain(data[off : off + n]):
+                    ok = False
+                    break
+                off += n
+            if not ok or off != mend:
+                break
+        rows += 1
+        nbytes += length - 6
+        pos = mend
+    return pos, rows, nbytes
+
+
+ROW_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from([b"", b"ok", b"4111 1111 1111 1111", b"a@b.co", b"c4ca4238a0b9238"]),
+    st.binary(max_size=12),
+)
+SEGMENTS = st.one_of(
+    st.lists(ROW_VALUES, max_size=4).map(datarow),
+    st.binary(max_size=12),  # garbage: bad lengths, other message types, cut rows
+    st.lists(ROW_VALUES, max_size=3).map(lambda vs: datarow(vs)[: max(1, len(datarow(vs)) - 3)]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    segments=st.lists(SEGMENTS, max_size=8),
+    gated=st.booleans(),
+    cut=st.integers(min_value=0, max_value=40),
+    max_message=st.sampled_from([4, 20, 1 << 20]),
+)
+def test_the_walk_matches_a_python_reference_on_hostile_input(
+    segments: list[bytes], gated: bool, cut: int, max_message: int
+) -> None:
+    data = b"".join(segments)
+    end = max(0, len(data) - cut)
+    m = MASKERS["builtin"] if gated else None
+    gate = None
+    if m is not None:
+        from wardgate._rowscan import Gate
+
+        gate = Gate(b"", 1, *m.native_spec())  # no per-column actions: every column gated
+    assert scan_rows is not None
+    assert scan_rows(data, 0, end, max_message, gate) == reference_walk(
+        data, 0, end, max_message, m, b""
+    )
