@@ -1,6 +1,6 @@
-"""wardgate vs pgbouncer vs direct PostgreSQL, measured in one run on one machine.
+"""wardgate vs pgbouncer vs direct PostgreSQL (and vs direct MariaDB), measured in one run.
 
-    .venv/bin/python bench/run.py            # full: 3 interleaved rounds, ~15 minutes
+    .venv/bin/python bench/run.py            # full: 3 interleaved rounds, ~17 minutes
     .venv/bin/python bench/run.py --quick    # 1 round, short runs, under two minutes
 
 Starts what it needs: a scale-10 pgbench database (``wardgate_bench``, created and
@@ -10,6 +10,15 @@ package, session pooling, its own port, run as the ``postgres`` user), and the g
 whatever else the tree has -- ``recording:`` and ``masking:`` are switched on (their
 defaults) as soon as the config accepts them; the 1M-row reads are repeated on a second
 gateway with masking off (see ``--extra-config`` / ``--masking-config``).
+
+The ``mysql`` section (on by default; alone: ``--only mysql``) does the same for the MySQL
+adapter: database ``wardgate_bench`` on the local MariaDB (127.0.0.1:3306, root) with a
+10,000-row table, the gateway's MySQL listener with target ``demo_mysql`` -> that database,
+and ``mysqlslap`` direct vs gateway (no pgbouncer-like pooler for MySQL here: ratios are to
+direct only); its 2,000-row results are repeated on the masking-off gateway too.
+Both paths are plaintext: MariaDB here has no TLS, so the bench gateway allows
+``mysql_clear_password`` without TLS from loopback (``mysql.allow_cleartext_without_tls``)
+and mysqlslap runs with ``--skip-ssl``.
 
 Every figure is measured in interleaved rounds (direct, pgbouncer, gateway, direct, ...)
 so that drift on a shared machine hits all three alike; the report gives medians and
@@ -52,8 +61,18 @@ STREAM_TABLE = "stream_1m"
 COPY_SQL = f"COPY (SELECT g, md5(g::text) FROM generate_series(1, {STREAM_ROWS}) g) TO STDOUT"
 SELECT_SQL = f"SELECT g, t FROM {STREAM_TABLE}"
 UNMASKED = "gateway-masking-off"
-SECTIONS = ("pgbench", "connect", "stream", "workers")
+SECTIONS = ("pgbench", "connect", "stream", "workers", "mysql")
+DEFAULT_SECTIONS = SECTIONS  # mysql included: --quick stays under two minutes with it
 CLIENT_ENV = {"PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"}
+# MySQL section: the local MariaDB, a 10k-row table, the gateway's target for it.
+MYPORT = 3306
+MYUSER = "root"
+MY_TARGET = "demo_mysql"  # the quickstart's name: its policy grants "demo_*" to dba
+MY_TABLE = "rows_10k"
+MY_ROWS = 10_000
+MY_POINT_SQL = f"SELECT t FROM {MY_TABLE} WHERE id = 4242"
+MY_BIG_ROWS = 2_000
+MY_BIG_SQL = f"SELECT id, t FROM {MY_TABLE} WHERE id <= {MY_BIG_ROWS}"
 
 
 # ====================================================================== small helpers
@@ -86,6 +105,16 @@ def psql(sql: str, db: str = "postgres", check: bool = True) -> str:
     )
     if check and r.returncode != 0:
         raise RuntimeError(f"psql {sql!r} failed: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
+def mariadb(sql: str, db: str | None = None, check: bool = True) -> str:
+    """One statement (or several) on the local MariaDB as root, tab-separated output."""
+    cmd = ["mariadb", "--no-defaults", "--protocol=tcp", "-h", PGHOST, "-P", str(MYPORT)]
+    cmd += ["-u", MYUSER, "-N", "-B", "-e", sql, *([db] if db else [])]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"mariadb {sql!r} failed: {r.stderr.strip()}")
     return r.stdout.strip()
 
 
@@ -124,7 +153,8 @@ def median(xs: list[float]) -> float | None:
 # ====================================================================== targets
 @dataclass
 class Endpoint:
-    """Something a PostgreSQL client can connect to, and the process to charge CPU to."""
+    """Something a PostgreSQL (or MySQL) client can connect to, and the process to charge
+    CPU to."""
 
     name: str
     port: int
@@ -132,6 +162,13 @@ class Endpoint:
     password: str | None
     db: str
     pid: int | None = None  # process whose CPU we account (None: direct PostgreSQL)
+    mysql_port: int | None = None  # a gateway's MySQL listener, when it has one
+
+    def mysql(self) -> Endpoint:
+        """The same gateway seen by a MySQL client: its MySQL port, schema = the target."""
+        if self.mysql_port is None:
+            raise RuntimeError(f"{self.name} has no MySQL listener")
+        return Endpoint(self.name, self.mysql_port, self.user, self.password, MY_TARGET, self.pid)
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, **CLIENT_ENV}
@@ -190,6 +227,26 @@ def ensure_database(db: str, scale: int, reinit: bool) -> None:
             db=db,
         )
         psql(f"VACUUM ANALYZE {STREAM_TABLE}", db=db)
+
+
+def ensure_mysql_database(db: str, reinit: bool) -> None:
+    """``db`` on the local MariaDB with ``rows_10k`` (id int primary key, md5 text)."""
+    mariadb(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+    rows = mariadb(
+        "SELECT count(*) FROM information_schema.tables "
+        f"WHERE table_schema = '{db}' AND table_name = '{MY_TABLE}'"
+    )
+    rows = mariadb(f"SELECT count(*) FROM {MY_TABLE}", db=db) if rows == "1" else "-1"
+    if reinit or rows != str(MY_ROWS):
+        log(f"creating MariaDB {db}.{MY_TABLE} ({MY_ROWS} rows)")
+        mariadb(
+            f"DROP TABLE IF EXISTS {MY_TABLE}; "
+            f"CREATE TABLE {MY_TABLE} (id INT NOT NULL PRIMARY KEY, t CHAR(32) NOT NULL) "
+            f"ENGINE=InnoDB; "
+            f"INSERT INTO {MY_TABLE} SELECT seq, md5(seq) FROM seq_1_to_{MY_ROWS}; "
+            f"ANALYZE TABLE {MY_TABLE}",
+            db=db,
+        )
 
 
 # ---------------------------------------------------------------------- pgbouncer
@@ -278,8 +335,14 @@ def gateway_config(
     api_port: int,
     db: str,
     extra: dict[str, Any] | None = None,
+    mysql_port: int | None = None,
+    mysql_db: str | None = None,
 ) -> dict[str, Any]:
     """The bench gateway's config: quickstart policy, target ``demo`` -> ``db``.
+
+    With ``mysql_port``: the MySQL listener there and target ``demo_mysql`` -> MariaDB
+    ``mysql_db`` (default ``db``), plaintext logins allowed from loopback (MariaDB here
+    has no TLS; direct and gateway are both compared without it).
 
     ``extra`` top-level sections (``recording:``, ``masking:``, ...) are merged in
     (a mapping section is merged one level deep, anything else replaces).
@@ -301,12 +364,38 @@ def gateway_config(
         },
         "policy": quickstart_policy(),
     }
+    if mysql_port is not None:
+        cfg["listen"]["mysql"] = f"{PGHOST}:{mysql_port}"
+        cfg["targets"][MY_TARGET] = {
+            "kind": "mysql",
+            "host": PGHOST,
+            "port": MYPORT,
+            "database": mysql_db or db,
+            "credential": {"username": MYUSER, "password": ""},
+            "tls": {"mode": "disable"},
+        }
+        cfg["mysql"] = {"allow_cleartext_without_tls": True, "cleartext_loopback_only": True}
+        grant_target(cfg["policy"], "dba", MY_TARGET)
     for key, value in (extra or {}).items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
         else:
             cfg[key] = value
     return cfg
+
+
+def grant_target(policy: dict[str, Any], group: str, target: str) -> None:
+    """Make sure one of ``group``'s roles covers ``target`` (the quickstart's ``dba-full``
+    does through ``demo_*``; a changed quickstart gets the target added to its first role)."""
+    from fnmatch import fnmatchcase
+
+    roles = policy.get("bindings", {}).get(group, [])
+    if not roles:
+        raise RuntimeError(f"the quickstart policy binds no role to group {group!r}")
+    for role in roles:
+        if any(fnmatchcase(target, p) for p in policy["roles"][role].get("targets", [])):
+            return
+    policy["roles"][roles[0]].setdefault("targets", []).append(target)
 
 
 class GatewayStartError(RuntimeError):
@@ -321,15 +410,21 @@ def gateway(
     workers: int = 1,
     extra: dict[str, Any] | None = None,
     src: str | None = None,
+    mysql: bool = False,
 ) -> Iterator[Endpoint]:
-    """``wardgate serve`` from this tree (or ``src``, a copy's ``src/``) with a token."""
+    """``wardgate serve`` from this tree (or ``src``, a copy's ``src/``) with a token;
+    ``mysql``: also its MySQL listener (``Endpoint.mysql()``), target MariaDB ``db``."""
     import yaml
 
     state = Path(tempfile.mkdtemp(prefix=f"wardgate-bench-{name}-"))
     pg_port, api_port = free_port(), free_port()
+    my_port = free_port() if mysql else None
     cfg_path = state / "wardgate.yaml"
     cfg_path.write_text(
-        yaml.safe_dump(gateway_config(state, pg_port, api_port, db, extra), sort_keys=False)
+        yaml.safe_dump(
+            gateway_config(state, pg_port, api_port, db, extra, mysql_port=my_port),
+            sort_keys=False,
+        )
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if src:
@@ -352,6 +447,8 @@ def gateway(
                 raise GatewayStartError(f"gateway {name} did not start in 60 s")
             time.sleep(0.05)
         wait_port(pg_port)
+        # (no wait_port on the MySQL listener: it is up before "wardgate ready", and a
+        # connect-and-close probe makes the gateway log a spurious login traceback)
         token = subprocess.run(
             [*base, "token", "create", "bench", "--group", "dba", "--ttl", "2h"],
             capture_output=True,
@@ -359,7 +456,7 @@ def gateway(
             check=True,
             env=env,
         ).stdout.strip()
-        yield Endpoint(name, pg_port, "bench", token, "demo", pid=proc.pid)
+        yield Endpoint(name, pg_port, "bench", token, "demo", pid=proc.pid, mysql_port=my_port)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -369,6 +466,11 @@ def gateway(
                 proc.kill()
                 proc.wait(5)
         logf.close()
+        with contextlib.suppress(OSError):
+            log_lines = (state / "gateway.log").read_text(errors="replace").splitlines()
+            errs = [ln for ln in log_lines if " ERROR " in ln or " CRITICAL " in ln]
+            if errs:
+                log(f"gateway {name}: {len(errs)} ERROR line(s) in its log; first: {errs[0][:300]}")
         if os.environ.get("WARDGATE_BENCH_KEEP"):
             log(f"kept {state}")
         else:
@@ -491,6 +593,57 @@ def stream_select(ep: Endpoint) -> dict[str, float]:
     return res
 
 
+def mysqlslap(ep: Endpoint, sql: str, *, clients: int, queries: int) -> dict[str, float]:
+    """``mysqlslap`` running ``sql`` ``queries`` times in all over ``clients`` connections.
+
+    Plaintext (``--skip-ssl``) both ways; through the gateway the password is the token,
+    sent with ``mysql_clear_password`` (MariaDB's client has it built in). The time is
+    mysqlslap's own (it includes each client's connect, amortised over the queries).
+    """
+    cmd = [
+        "mysqlslap",
+        "--no-defaults",
+        "--protocol=tcp",
+        "-h",
+        PGHOST,
+        "-P",
+        str(ep.port),
+        "-u",
+        ep.user,
+        "--skip-ssl",
+        f"--create-schema={ep.db}",  # the gateway maps its target's name to its database
+        "--no-drop",
+        f"--query={sql}",
+        f"--concurrency={clients}",
+        f"--number-of-queries={queries}",
+        "--iterations=1",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "MYSQL_PWD"}
+    if ep.password:
+        cmd.append("--default-auth=mysql_clear_password")
+        env["MYSQL_PWD"] = ep.password  # not on the command line
+    cpu0 = ep.cpu()
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - t0
+    cpu1 = ep.cpu()
+    secs = re.search(rf"Average number of seconds to run all queries: {_NUM} seconds", r.stdout)
+    per_client = re.search(r"Average number of queries per client: (\d+)", r.stdout)
+    if r.returncode != 0 or not (secs and per_client):
+        raise RuntimeError(
+            f"mysqlslap against {ep.name} failed: {r.stderr.strip()[-1500:] or 'no timing'}\n"
+            f"{' '.join(cmd)}\n{r.stdout[-1000:]}"
+        )
+    n = int(per_client.group(1)) * clients
+    s = float(secs.group(1))
+    res: dict[str, float] = {"s": s, "wall_s": wall, "queries": n, "qps": n / s if s else 0.0}
+    res["us_per_query"] = s / n * 1e6 if n else 0.0
+    if cpu0 is not None and cpu1 is not None:
+        res["cpu_s"] = cpu1 - cpu0
+        res["cpu_s_per_10k"] = (cpu1 - cpu0) / n * 10_000 if n else 0.0
+    return res
+
+
 # ====================================================================== the run
 @dataclass
 class Plan:
@@ -503,7 +656,11 @@ class Plan:
     stream: bool = True
     stream_repeats: int = 1
     warmup_modes: int = 3
-    sections: frozenset[str] = frozenset(SECTIONS)
+    sections: frozenset[str] = frozenset(DEFAULT_SECTIONS)
+    my_clients: list[int] = field(default_factory=lambda: [1, 4])
+    # mysqlslap runs a number of queries, not a duration: each endpoint's count is sized
+    # from a warm-up run so that every run lasts about this long (direct ~10x more queries)
+    my_seconds: float = 5.0
 
 
 @dataclass
@@ -559,6 +716,7 @@ def machine_info(db: str) -> dict[str, Any]:
         "postgresql": psql("SHOW server_version", db=db),
         "pgbouncer": pgb.stdout.splitlines()[0] if pgb.stdout else "",
         "pgbench": pgbench_v.stdout.strip(),
+        "mariadb": mariadb("SELECT version()", check=False),
         "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
         "git_dirty_files": len(
             subprocess.run(
@@ -596,8 +754,11 @@ def run_rounds(
     extra_stream: Endpoint | None,
     by_workers: dict[int, Endpoint],
     res: Results,
+    my_eps: list[Endpoint] | None = None,
+    my_unmasked: Endpoint | None = None,
 ) -> None:
     threads = {c: min(c, 2) for c in plan.clients}
+    my_eps = my_eps or []  # [direct MariaDB, the gateway's MySQL side]
     # warm-up: caches of PostgreSQL, pgbouncer pools and the gateway's classifier
     warm = [*(eps if "pgbench" in plan.sections else []), *by_workers.values()]
     for ep in {id(e): e for e in warm}.values():
@@ -608,6 +769,24 @@ def run_rounds(
                 -1,
                 lambda ep=ep, mode=mode: pgbench(ep, mode=mode, clients=2, threads=2, seconds=1),
             )
+    # MySQL warm-up (MariaDB's caches, the gateway's target probe and classifier cache),
+    # which also sizes each endpoint's runs to ~plan.my_seconds: a short run, then one of
+    # ~0.25 s (a few dozen ms direct would underestimate the rate: connect, cold caches)
+    my_counts: dict[str, int] = {}
+    for key, sql, c, targets_ in mysql_workloads(plan, my_eps, my_unmasked):
+        floor = 10 if key == "big" else 300 * c
+        for ep in targets_:
+            n = floor
+            for step in (0.25, plan.my_seconds):
+                r = measure(
+                    res,
+                    f"warmup/mysql/{key}/{ep.name}",
+                    -1,
+                    lambda ep=ep, sql=sql, c=c, n=n: mysqlslap(ep, sql, clients=c, queries=n),
+                )
+                n = max(floor, int(r.get("qps", 0) * step))
+                n = -(-n // c) * c  # a multiple of c: mysqlslap splits the count evenly
+            my_counts[f"{key}/{ep.name}"] = n
     for rnd in range(plan.rounds):
         log(f"round {rnd + 1}/{plan.rounds}")
         for mode in plan.modes if "pgbench" in plan.sections else []:
@@ -663,6 +842,32 @@ def run_rounds(
                 )
                 if "tps" in r:
                     log(f"  workers={n} -M {mode} -c 8: {r['tps']:.0f} tps")
+        for key, sql, c, targets_ in mysql_workloads(plan, my_eps, my_unmasked):
+            for ep in targets_:
+                r = measure(
+                    res,
+                    f"mysql/{key}/{ep.name}",
+                    rnd,
+                    lambda ep=ep, sql=sql, c=c, key=key: mysqlslap(
+                        ep, sql, clients=c, queries=my_counts[f"{key}/{ep.name}"]
+                    ),
+                )
+                if "qps" in r:
+                    log(
+                        f"  mysqlslap {key} {ep.name}: {r['queries']} queries in {r['s']:.2f} s, "
+                        f"{r['qps']:.0f} q/s, {r['us_per_query']:.0f} us/query"
+                    )
+
+
+def mysql_workloads(
+    plan: Plan, my_eps: list[Endpoint], my_unmasked: Endpoint | None
+) -> list[tuple[str, str, int, list[Endpoint]]]:
+    """(key, SQL, clients, endpoints) of the mysql section, in the order they run."""
+    if not my_eps:
+        return []
+    out = [(f"point/c{c}", MY_POINT_SQL, c, my_eps) for c in plan.my_clients]
+    out.append(("big", MY_BIG_SQL, 1, [*my_eps, *([my_unmasked] if my_unmasked else [])]))
+    return out
 
 
 # ====================================================================== report
@@ -708,7 +913,42 @@ def summarize(
     for mode in ("simple", "extended"):
         for n in plan.workers:
             s["workers"][f"{mode}/w{n}"] = res.med(f"workers/{mode}/w{n}", "tps")
+    if any(k.startswith("mysql/") for k in res.raw):
+        s["mysql"] = summarize_mysql(res, plan)
     return s
+
+
+def summarize_mysql(res: Results, plan: Plan) -> dict[str, Any]:
+    """Medians of the mysql section: direct and gateway only (no pooler to compare)."""
+    names = ("direct", "gateway")
+    m: dict[str, Any] = {
+        "qps": {},
+        "us_per_query": {},
+        "latency_added_us": {},
+        "big_ms": {},
+        "cpu_per_10k": {},
+        "big_cpu_us_per_row": {},
+        "queries": {},  # median queries per run (sized to ~my_seconds per endpoint)
+    }
+    for c in plan.my_clients:
+        key = f"mysql/point/c{c}"
+        m["qps"][f"c{c}"] = {n: res.med(f"{key}/{n}", "qps") for n in names}
+        us = {n: res.med(f"{key}/{n}", "us_per_query") for n in names}
+        m["us_per_query"][f"c{c}"] = us
+        if us["direct"] is not None and us["gateway"] is not None:
+            m["latency_added_us"][f"c{c}"] = us["gateway"] - us["direct"]
+        m["cpu_per_10k"][f"point/c{c}"] = res.med(f"{key}/gateway", "cpu_s_per_10k")
+        m["queries"][f"point/c{c}"] = {n: res.med(f"{key}/{n}", "queries") for n in names}
+    big = [*names, *([UNMASKED] if f"mysql/big/{UNMASKED}" in res.raw else [])]
+    for n in big:
+        per_query = res.med(f"mysql/big/{n}", "us_per_query")
+        m["big_ms"][n] = None if per_query is None else per_query / 1000
+    m["queries"]["big"] = {n: res.med(f"mysql/big/{n}", "queries") for n in big}
+    for n in big[1:]:
+        m["cpu_per_10k"][f"big/{n}"] = cpu = res.med(f"mysql/big/{n}", "cpu_s_per_10k")
+        # s per 10k statements -> µs per row: x 1e6 / (10k statements x rows each)
+        m["big_cpu_us_per_row"][n] = None if cpu is None else cpu * 100 / MY_BIG_ROWS
+    return m
 
 
 def targets(s: dict[str, Any], masked_note: str) -> list[dict[str, Any]]:
@@ -716,7 +956,7 @@ def targets(s: dict[str, Any], masked_note: str) -> list[dict[str, Any]]:
     for mode in ("simple", "extended"):
         for c in (1, 8):
             row = s["pgbench"].get(f"{mode}/c{c}")
-            if not row:
+            if not row or all(v is None for v in row.values()):
                 continue
             gw = ratio(row.get("gateway"), row.get("direct"))
             pgb = ratio(row.get("pgbouncer"), row.get("direct"))
@@ -736,12 +976,21 @@ def targets(s: dict[str, Any], masked_note: str) -> list[dict[str, Any]]:
                     "met": added["gateway"] <= 100,
                 }
             )
+    my_added = s.get("mysql", {}).get("latency_added_us", {}).get("c1")
+    if my_added is not None:
+        out.append(
+            {
+                "target": "MySQL: added latency per query at c1 <= 100 us",
+                "measured": f"{my_added:.0f} us",
+                "met": my_added <= 100,
+            }
+        )
     sel = s["stream"]["select"]
     mr = ratio(sel.get("gateway"), sel.get("direct")) if not masked_note else None
     out.append(
         {
             "target": "1M-row read with masking <= 1.5x direct",
-            "measured": masked_note if mr is None else f"{mr:.2f}x",
+            "measured": (masked_note or "not measured") if mr is None else f"{mr:.2f}x",
             "met": None if mr is None else mr <= 1.5,
         }
     )
@@ -777,6 +1026,7 @@ def markdown(
         "| measurement | direct | pgbouncer | gateway | pgbouncer / direct | gateway / direct |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|")
+    pg_rows = len(lines)
     for mode in plan.modes:
         for c in plan.clients:
             row = s["pgbench"][f"{mode}/c{c}"]
@@ -844,7 +1094,10 @@ def markdown(
                 f"| proxy CPU s per 10k statements, -M {mode} -c {c} | | "
                 f"{fmt(v.get('pgbouncer'), '.3f')} | {fmt(v.get('gateway'), '.3f')} | | |"
             )
-    lines.append("")
+    if len(lines) == pg_rows:  # no PostgreSQL section in this run (e.g. --only mysql)
+        del lines[pg_rows - 2 :]
+    else:
+        lines.append("")
     if s["workers"]:
         lines.append("Gateway processes (`serve --workers N`), pgbench -S -c 8 -j 2, TPS:\n")
         lines.append(
@@ -858,6 +1111,8 @@ def markdown(
                 f"| {mode} | " + " | ".join(fmt(v) for v in vals) + f" | {fmt(r, '.2f')} |"
             )
         lines.append("")
+    if s.get("mysql"):
+        lines.extend(markdown_mysql(info, plan, s))
     lines.append("Issue-8 targets:\n")
     lines.append("| target | measured | met |")
     lines.append("|---|---|---|")
@@ -867,10 +1122,82 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def markdown_mysql(info: dict[str, Any], plan: Plan, s: dict[str, Any]) -> list[str]:
+    m = s["mysql"]
+    ok = s.get("ok_runs", {})
+
+    def mark(key: str) -> str:
+        n = ok.get(key, plan.rounds)
+        return f" ({n} of {plan.rounds} rounds)" if n < plan.rounds else ""
+
+    lines = [
+        f"MySQL: `mysqlslap` against MariaDB {info.get('mariadb') or '?'} (database "
+        f"`wardgate_bench`, `{MY_TABLE}`: {MY_ROWS:,} rows of int + 32-char text), direct and "
+        f"through the gateway (target `{MY_TARGET}`, same pipeline as above), interleaved, "
+        f"~{plan.my_seconds:g} s per run (mysqlslap runs a count of queries: each endpoint's "
+        "count is sized from its warm-up run; its time includes each client's connect). Both "
+        "plaintext: MariaDB has no TLS here, so the gateway allows `mysql_clear_password` "
+        "without TLS from loopback and mysqlslap runs `--skip-ssl`. No pgbouncer equivalent "
+        "for MySQL on this machine (ProxySQL/MaxScale are not packaged in Debian): ratios are "
+        "to direct only.\n",
+        "| measurement | direct | gateway | gateway / direct |",
+        "|---|---:|---:|---:|",
+    ]
+    for c in plan.my_clients:
+        q = m["qps"].get(f"c{c}", {})
+        d, g = q.get("direct"), q.get("gateway")
+        if d is None and g is None:
+            continue
+        k = f"mysql/point/c{c}"
+        lines.append(
+            f"| PK lookup `{MY_POINT_SQL}` -c {c}, queries/s "
+            f"| {fmt(d)}{mark(k + '/direct')} | {fmt(g)}{mark(k + '/gateway')} "
+            f"| {fmt(ratio(g, d), '.2f')} |"
+        )
+    for c in plan.my_clients[:1]:
+        us = m["us_per_query"].get(f"c{c}", {})
+        d, g = us.get("direct"), us.get("gateway")
+        if d is None and g is None:
+            continue
+        lines.append(
+            f"| time per query -c {c} (time / queries), µs (added vs direct) | {fmt(d)} "
+            f"| {fmt(g)} (+{fmt(m['latency_added_us'].get(f'c{c}'))}) "
+            f"| {fmt(ratio(g, d), '.2f')} |"
+        )
+    b = m.get("big_ms", {})
+    d, g, gm = b.get("direct"), b.get("gateway"), b.get(UNMASKED)
+    if d is not None or g is not None:
+        lines.append(
+            f"| {MY_BIG_ROWS:,}-row result `{MY_BIG_SQL}` -c 1, ms per query "
+            f"| {fmt(d, '.2f')}{mark('mysql/big/direct')} "
+            f"| {fmt(g, '.2f')}{mark('mysql/big/gateway')} | {fmt(ratio(g, d), '.2f')} |"
+        )
+    if gm is not None:
+        lines.append(
+            f"| … same, gateway with masking off, ms per query | {fmt(d, '.2f')} "
+            f"| {fmt(gm, '.2f')}{mark(f'mysql/big/{UNMASKED}')} | {fmt(ratio(gm, d), '.2f')} |"
+        )
+    for c in plan.my_clients:
+        v = m["cpu_per_10k"].get(f"point/c{c}")
+        if v is not None:
+            lines.append(f"| gateway CPU s per 10k statements, PK lookup -c {c} | | {v:.3f} | |")
+    for n, label in (("gateway", ""), (UNMASKED, ", masking off")):
+        v = m["cpu_per_10k"].get(f"big/{n}")
+        if v is not None:
+            per_row = m.get("big_cpu_us_per_row", {}).get(n)
+            lines.append(
+                f"| gateway CPU per {MY_BIG_ROWS:,}-row result{label}, ms (µs per row) | "
+                f"| {v / 10:.1f} ({fmt(per_row, '.1f')}) | |"
+            )
+    lines.append("")
+    return lines
+
+
 def render_saved(path: Path) -> str:
     """The Markdown report of a saved run (its JSON), e.g. after the report format changed."""
     doc = json.loads(path.read_text())
-    plan = Plan(**{k: v for k, v in doc["plan"].items() if k != "sections"})
+    fields = Plan.__dataclass_fields__
+    plan = Plan(**{k: v for k, v in doc["plan"].items() if k in fields and k != "sections"})
     res = Results(raw=doc["raw"], errors=doc.get("errors", []))
     s = doc["summary"]
     s.setdefault("ok_runs", {k: sum(1 for r in v if "error" not in r) for k, v in res.raw.items()})
@@ -908,10 +1235,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 round, short runs (< 2 minutes)")
     ap.add_argument("--rounds", type=int, help="interleaved rounds (full: 3)")
-    ap.add_argument("--seconds", type=float, help="duration of each pgbench run (full: 10)")
+    ap.add_argument(
+        "--seconds", type=float, help="duration of each pgbench run (full: 10; mysqlslap: half)"
+    )
     ap.add_argument("--db", default="wardgate_bench", help="bench database (created if missing)")
     ap.add_argument("--scale", type=int, default=10)
-    ap.add_argument("--reinit", action="store_true", help="re-run pgbench -i and the 1M table")
+    ap.add_argument(
+        "--reinit",
+        action="store_true",
+        help="re-run pgbench -i and the 1M table (and MariaDB's rows_10k, section mysql)",
+    )
     ap.add_argument(
         "--extra-config",
         action="append",
@@ -936,8 +1269,9 @@ def main() -> None:
     ap.add_argument("--modes", default="simple,extended,prepared")
     ap.add_argument(
         "--only",
-        default=",".join(SECTIONS),
-        help=f"comma-separated subset of {','.join(SECTIONS)}",
+        default=None,
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: "
+        f"{','.join(DEFAULT_SECTIONS)})",
     )
     ap.add_argument(
         "--workers-config",
@@ -954,6 +1288,9 @@ def main() -> None:
         print(render_saved(Path(args.report)))
         return
 
+    sections = frozenset(x for x in (args.only or ",".join(DEFAULT_SECTIONS)).split(",") if x)
+    if sections - set(SECTIONS):
+        raise SystemExit(f"--only: unknown section(s) {','.join(sorted(sections - set(SECTIONS)))}")
     if args.src:
         os.environ["WARDGATE_BENCH_SRC"] = str(Path(args.src).resolve())
     plan = Plan(
@@ -962,13 +1299,26 @@ def main() -> None:
         conn_seconds=(2 if args.quick else 10) if not args.seconds else args.seconds,
         modes=args.modes.split(","),
         clients=[1, 8],
-        workers=[] if args.no_workers or "workers" not in args.only.split(",") else [1, 2],
-        stream=not args.no_stream and "stream" in args.only.split(","),
-        sections=frozenset(args.only.split(",")),
+        workers=[] if args.no_workers or "workers" not in sections else [1, 2],
+        stream=not args.no_stream and "stream" in sections,
+        sections=sections,
         warmup_modes=1 if args.quick else 3,
+        my_seconds=args.seconds / 2 if args.seconds else (1 if args.quick else 5),
     )
     started = datetime.now(UTC)
     ensure_database(args.db, args.scale, args.reinit)
+    with_mysql = "mysql" in plan.sections
+    if with_mysql:
+        try:
+            if not (shutil.which("mysqlslap") and shutil.which("mariadb")):
+                raise RuntimeError("mysqlslap/mariadb not installed")
+            ensure_mysql_database(args.db, args.reinit)
+        except RuntimeError as e:
+            if args.only:  # asked for explicitly: that is an error
+                raise
+            log(f"skipping the mysql section: {e}")
+            with_mysql = False
+            plan.sections = plan.sections - {"mysql"}
 
     fields = gateway_config_fields()
     extra: dict[str, Any] = {}
@@ -1007,7 +1357,9 @@ def main() -> None:
     pipeline.append(
         "masking "
         + (
-            "on (the 1M-row reads are repeated on a second gateway with masking off)"
+            "on (the 1M-row reads"
+            + (" and MySQL 2,000-row results" if with_mysql else "")
+            + " are repeated on a second gateway with masking off)"
             if masking_on
             else "off (not wired yet)"
             if "masking" not in fields
@@ -1020,7 +1372,12 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         direct = Endpoint("direct", PGPORT, PGUSER, None, args.db)
         pgb = stack.enter_context(pgbouncer(args.db))
-        gw = stack.enter_context(gateway("gateway", args.db, extra=extra, src=src))
+        gw = stack.enter_context(
+            gateway("gateway", args.db, extra=extra, src=src, mysql=with_mysql)
+        )
+        my_eps = (
+            [Endpoint("direct", MYPORT, MYUSER, None, args.db), gw.mysql()] if with_mysql else []
+        )
         by_workers: dict[int, Endpoint] = {}
         if plan.workers:
             wextra = dict(extra)
@@ -1033,20 +1390,29 @@ def main() -> None:
                     gateway(f"gateway-w{n}", args.db, workers=n, extra=wextra, src=src)
                 )
         unmasked: Endpoint | None = None
-        if unmasked_extra is not None and plan.stream:
+        if unmasked_extra is not None and (plan.stream or with_mysql):
             unmasked = stack.enter_context(
-                gateway(UNMASKED, args.db, extra=unmasked_extra, src=src)
+                gateway(UNMASKED, args.db, extra=unmasked_extra, src=src, mysql=with_mysql)
             )
         info = machine_info(args.db)
         info["timestamp"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
         log(
             f"direct :{PGPORT}, pgbouncer :{pgb.port}, gateway :{gw.port}; "
             f"{plan.rounds} round(s) of {plan.seconds:g} s"
+            + (f"; MariaDB direct :{MYPORT}, gateway MySQL :{gw.mysql_port}" if with_mysql else "")
         )
-        run_rounds(plan, [direct, pgb, gw], unmasked, by_workers, res)
+        run_rounds(
+            plan,
+            [direct, pgb, gw],
+            unmasked if plan.stream else None,
+            by_workers,
+            res,
+            my_eps,
+            unmasked.mysql() if unmasked and with_mysql else None,
+        )
 
     names = ["direct", "pgbouncer", "gateway"]
-    s = summarize(res, plan, names, UNMASKED if unmasked else None)
+    s = summarize(res, plan, names, UNMASKED if unmasked and plan.stream else None)
     tg = targets(s, masked_note if not masking_on else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = Path(args.json) if args.json else RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
