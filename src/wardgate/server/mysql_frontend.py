@@ -217,6 +217,9 @@ class MySqlFrontend(HandshakeStream):
             tls_available=gw.client_tls is not None,
             allow_cleartext_without_tls=self._cleartext_allowed(),
         )
+        if self.transport.is_closing():
+            # Gone before the greeting (a port probe, a load balancer's health check).
+            raise ConnectionResetError("the client closed the connection before the greeting")
         # The client's first packet is read from the socket itself (see _first_packet).
         # Paused here, not in connection_made: uvloop starts reading after that returns.
         self.transport.pause_reading()
