@@ -845,11 +845,12 @@ def test_out_of_order_command_closes_only_that_connection(plain: RunningGateway)
 def test_a_port_probe_is_not_an_error(gateway: RunningGateway, alice: str) -> None:
     # Health checks and port scanners connect and leave before the greeting; that must be
     # an ordinary client_eof, not a traceback in the log, and the listener keeps serving.
+    seen = len(gateway.log())
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", gateway.mysql_port)):
             pass
     time.sleep(0.5)
-    assert "unexpected error during mysql login" not in gateway.log()
+    assert "Traceback" not in gateway.log()[seen:]
     conn = connect(gateway, "alice", alice, ssl=tls_ctx(gateway))
     try:
         assert query(conn, "SELECT 6*7")[0][0] == 42

@@ -429,3 +429,19 @@ def test_health_and_metrics(gateway: RunningGateway) -> None:
     assert "wardgate_sessions_total" in text
     assert httpx.get(gateway.api + "/openapi.json").json()["info"]["title"] == "wardgate"
     assert httpx.get(gateway.api + "/api/v1/sessions").status_code == 401
+
+
+def test_a_port_probe_is_not_an_error(gateway: RunningGateway) -> None:
+    # Health checks connect and leave without a startup packet: no traceback in the log,
+    # and the listener keeps serving.
+    import socket
+
+    seen = len(gateway.log())
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", gateway.pg_port)):
+            pass
+    time.sleep(0.5)
+    assert "Traceback" not in gateway.log()[seen:]
+    tok = gateway.token("probe-check", "dba")
+    with psycopg.connect(gateway.dsn("probe-check", tok)) as conn:
+        assert conn.execute("select 6*7").fetchone() == (42,)
