@@ -313,7 +313,10 @@ def test_prepared_executions_are_recorded_with_params(
     stmt = next(e for e in events if e["type"] == "statement" and "WHERE name = ?" in json.dumps(e))
     text = json.dumps(stmt)
     assert "extended" in text and "Jane" in text
-    result = next(e for e in events if e["type"] == "result")
+    # One event per allowed statement: its decision and results ride inside it.
+    assert stmt["payload"]["decision"]["verdict"] == "allow"
+    result = stmt["payload"]["results"][0]
     assert "1111" in json.dumps(result)
+    assert not [e for e in events if e["type"] in ("result", "decision")]
     verify = gateway.cli("audit", "verify", sid, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr

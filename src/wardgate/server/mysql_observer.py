@@ -38,6 +38,7 @@ from wardgate.proto.mysql.binary import (
 )
 from wardgate.proto.mysql.constants import Command
 from wardgate.proto.mysql.messages import parse_text_row
+from wardgate.recording.events import decision_payload
 
 if TYPE_CHECKING:
     from wardgate.recording.writer import ResultCapture, SessionRecorder
@@ -61,6 +62,11 @@ class _Pending:
     started: float = field(default_factory=time.perf_counter)
     rows: int = 0
     error: tuple[str, str] | None = None
+    # An allowed statement's decision and results ride inside its statement event (one
+    # chained event per statement, as on PostgreSQL); denials and reviews are recorded
+    # as their own decision events the moment they are decided.
+    decision: Verdict | None = None
+    results: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -81,6 +87,17 @@ def _denied_sqlstate(v: Verdict) -> str:
         code = v.rule[6:]
         return "HY000" if code.isdigit() and int(code) in _HY000_CODES else "42000"
     return "42000"
+
+
+def _decision_payload(n: int, v: Verdict) -> dict[str, object]:
+    return decision_payload(
+        n,
+        v.kind,
+        rule=v.rule or None,
+        reason=v.reason or None,
+        classes=v.classes,
+        approvers=v.approvers,
+    )
 
 
 def _cell(value: BinaryValue) -> str | None:
@@ -178,12 +195,13 @@ class MySqlObserver:
             # Recorded per execution, with its parameters (COM_STMT_EXECUTE).
             self._verdicts[sql] = verdict
             return
+        decision: Verdict | None = None
         if n is None:
             n = 0
             if self.rec is not None:
                 n = self.rec.next_statement()
-                self._decision(n, verdict)
-        self._simple.append(_Pending(sql, "simple", n))
+                decision = verdict
+        self._simple.append(_Pending(sql, "simple", n, decision=decision))
 
     def statement_executed(
         self, statement_id: int, sql: str, payload: memoryview | bytes = b""
@@ -195,11 +213,14 @@ class MySqlObserver:
             self._executes.append(_Pending("", "extended"))
             return
         n = rec.next_statement()
-        verdict = self._verdicts.get(sql)
-        if verdict is not None:
-            self._decision(n, verdict)
         self._executes.append(
-            _Pending(sql, "extended", n, params=self._params(statement_id, payload))
+            _Pending(
+                sql,
+                "extended",
+                n,
+                params=self._params(statement_id, payload),
+                decision=self._verdicts.get(sql),
+            )
         )
 
     def _params(self, statement_id: int, payload: memoryview | bytes) -> list[str | None]:
@@ -296,10 +317,18 @@ class MySqlObserver:
 
     def _end_capture(self) -> None:
         if self._capture is not None:
-            self._capture.finish()
+            owner = self._owner
+            if owner is not None and self._queued(owner):
+                owner.results.append(self._capture.payload())
+            else:
+                self._capture.finish()
             self._capture = None
         self._plan = None
         self._owner = None
+
+    def _queued(self, p: _Pending) -> bool:
+        """``p`` is still waiting to be recorded (its statement event is not written)."""
+        return any(q is p for q in self._simple) or any(q is p for q in self._executes)
 
     def _decision(self, n: int, v: Verdict) -> None:
         assert self.rec is not None
@@ -340,4 +369,6 @@ class MySqlObserver:
             rows=p.rows,
             error_sqlstate=p.error[0] if p.error else None,
             error_message=p.error[1] if p.error else None,
+            decision=_decision_payload(p.n, p.decision) if p.decision is not None else None,
+            results=p.results,
         )
