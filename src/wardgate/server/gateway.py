@@ -40,7 +40,7 @@ from wardgate.server.pg_upstream import send_cancel
 from wardgate.server.tls import client_ssl_context
 from wardgate.sql.cache import ClassificationCache
 from wardgate.sql.mysql import classify_mysql
-from wardgate.sql.postgres import classify_postgres
+from wardgate.sql.pg_shapes import PostgresShapeCache
 from wardgate.storage.db import make_engine, session_factory, upgrade
 from wardgate.storage.kills import record_kill_request
 
@@ -66,7 +66,9 @@ class Gateway:
         self.client_tls: ssl.SSLContext | None = client_ssl_context(cfg)
         self.policy = PolicyEngine(cfg.policy)
         self.classifiers = {
-            "postgres": ClassificationCache(classify_postgres),
+            # Exact text first; a text differing from an earlier one only in its literals
+            # is answered from their shared, literal-blind classification.
+            "postgres": ClassificationCache(PostgresShapeCache().classify),
             "mysql": ClassificationCache(classify_mysql),
         }
         self.approvals = ApprovalService(self.db, cfg.policy.approvals)

@@ -4,7 +4,9 @@ Owns ``ClassificationCache``. One instance wraps one dialect's classifier
 (``classify_postgres`` or ``classify_mysql``), so its key -- the exact SQL text -- is in
 effect (dialect, text). Classifications are immutable, so a hit returns the very object
 the classifier made; nothing is normalised before the lookup, because two texts that
-differ only in a literal can differ in class (``WHERE 1 = 0`` / ``WHERE 1 = 1``).
+differ only in a literal can differ in class (``WHERE 1 = 0`` / ``WHERE 1 = 1``). Sharing
+across literals is the wrapped classifier's business: ``wardgate.sql.pg_shapes`` does it
+for PostgreSQL, only where the classification provably does not read them.
 
 Bounds: at most ``max_entries`` entries, texts longer than ``max_text_bytes`` are
 classified every time and never stored, and the stored texts together stay under

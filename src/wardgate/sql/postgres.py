@@ -19,6 +19,13 @@ Every statement of the string is classified. A statement's classes are the union
   schema-qualified or quoted makes no difference, the parser has already resolved that),
   ``set_config('role', ...)``, ``nextval``/``setval``.
 
+Each statement's walk yields a ``StatementShape`` (kind, own classes, tables) and
+``assemble`` adds what comes from the text (statement texts, fingerprints).
+``wardgate.sql.pg_shapes`` runs the same walk literal-blind, with no text and on a tree
+whose constants are blanked: reading either raises ``LiteralRead``, which no handler here
+catches. A rule added here that looks at a literal thus makes its statements unshared
+there, never wrongly shared.
+
 Fail closed: a parse error, a NUL byte, a node type this module does not know, an
 ``ALTER TABLE`` sub-command it does not know, an ``EXECUTE`` of a name the session's
 ``PreparedStatements`` has not seen, or any internal error -> ``UNCLASSIFIED``. Nothing is
@@ -50,11 +57,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from pglast import parser as _pg
 
@@ -413,6 +420,18 @@ def _value(node: _Json) -> object:
     return _ROW if _has_column_ref(node) else _CONST
 
 
+def _is_column(node: _Json) -> bool:
+    """``node`` is a column reference, possibly cast: ``_value`` of it is always ``_ROW``."""
+    while type(node) is dict and len(node) == 1:
+        if "ColumnRef" in node or "CurrentOfExpr" in node:
+            return True
+        cast = node.get("TypeCast")
+        if type(cast) is not dict:
+            return False
+        node = cast.get("arg")
+    return False
+
+
 def _a_expr_value(body: _Json) -> object:
     kind = body.get("kind")
     names = body.get("name", [])
@@ -424,6 +443,11 @@ def _a_expr_value(body: _Json) -> object:
         return True
     if kind != "AEXPR_OP" or (op not in _COMPARE and op not in _ARITH):
         return _ROW if _has_column_ref(body) else _CONST
+    if _is_column(left) or _is_column(right):
+        # "id = 5" depends on the row whatever the other side is. Deciding it before
+        # evaluating that side leaves its literal unread, so the classification holds
+        # for every value there (wardgate.sql.pg_shapes shares it across them).
+        return _ROW
     lv = 0 if left is None else _value(left)  # unary minus: "- 1" has no left side
     rv = _value(right)
     if lv is _ROW or rv is _ROW:
@@ -503,18 +527,38 @@ def where_is_unbounded(where: _Json) -> bool:
 # --------------------------------------------------------------------------------------
 
 
+class LiteralRead(BaseException):
+    """The walk needed a value that a literal-blind classification does not have: a
+    literal's value, a source offset, or the statement's text (``wardgate.sql.pg_shapes``).
+
+    A ``BaseException``, so that no ``except Exception`` in this module can swallow it: a
+    classification that completes without raising it did not depend on those values.
+    """
+
+
 class _Acc:
     """What one top-level statement does, accumulated while walking its tree."""
 
-    __slots__ = ("classes", "depth", "executes", "prepared", "tables", "text")
+    __slots__ = ("_text", "classes", "depth", "executes", "prepared", "tables")
 
-    def __init__(self, text: str, depth: int) -> None:
+    def __init__(self, text: str | None, depth: int) -> None:
         self.classes: set[StatementClass] = set()
         self.tables: set[str] = set()
         self.prepared: PreparedOp | None = None
         self.executes: str | None = None
-        self.text = text
+        self._text = text  # None while walking a literal-blind tree
         self.depth = depth
+
+    @property
+    def text(self) -> str:
+        """The statement's text. Literals are in it, so a literal-blind walk may not read it."""
+        if self._text is None:
+            raise LiteralRead("the statement text")
+        return self._text
+
+    def child(self) -> _Acc:
+        """A fresh accumulator for a nested statement, with this one's text and depth."""
+        return _Acc(self._text, self.depth)
 
 
 _Scope = frozenset[str]  # names of CTEs visible here: not tables
@@ -695,7 +739,7 @@ def _h_explain(acc: _Acc, body: _Json, scope: _Scope, top: bool) -> None:
     if analyze:  # runs the statement
         _statement_node(acc, body.get("query"), scope)
         return
-    inner = _Acc(acc.text, acc.depth)
+    inner = acc.child()
     _statement_node(inner, body.get("query"), scope)
     acc.classes.add(READ)
     acc.classes.update(inner.classes & _EXPLAIN_KEEPS)
@@ -714,7 +758,7 @@ def _h_copy(acc: _Acc, body: _Json, scope: _Scope, top: bool) -> None:
 
 
 def _h_prepare(acc: _Acc, body: _Json, scope: _Scope, top: bool) -> None:
-    inner = _Acc(acc.text, acc.depth)
+    inner = acc.child()
     _statement_node(inner, body.get("query"), scope)
     if inner.executes is not None:
         inner.classes.add(UNCLASSIFIED)
@@ -1194,21 +1238,101 @@ def unclassified(sql: str, error: str) -> Classification:
     )
 
 
-def _statement(text: str, key: str, body: _Json, depth: int) -> StatementInfo:
+class StatementShape(NamedTuple):
+    """What one statement's parse tree says about it, apart from its text.
+
+    ``classes`` are the statement's own (empty: unclassified); ``prepared`` is a PREPARE
+    (without its fingerprint, which is of the text) or DEALLOCATE; ``executes`` names the
+    prepared statement of an EXECUTE. ``_statement_info`` adds the text.
+    """
+
+    kind: str
+    classes: frozenset[StatementClass]
+    tables: frozenset[str]
+    prepared: PreparedOp | None = None
+    executes: str | None = None
+
+
+def statement_shape(text: str | None, stmt: _Json, depth: int = 0) -> StatementShape:
+    """Walk one statement of the tree (``{"SelectStmt": {...}}``).
+
+    With ``text`` None the walk is literal-blind: reading the text raises ``LiteralRead``.
+    """
+    ((key, body),) = stmt.items()
     acc = _Acc(text, depth)
     _node(acc, key, body, frozenset(), True)
-    own = frozenset(acc.classes)
-    classes = own or frozenset({UNCLASSIFIED})
-    tables = frozenset(acc.tables)
-    prepared = acc.prepared
-    if acc.executes is not None:
+    return StatementShape(
+        key, frozenset(acc.classes), frozenset(acc.tables), acc.prepared, acc.executes
+    )
+
+
+def _statement_info(text: str, shape: StatementShape) -> StatementInfo:
+    classes = shape.classes or frozenset({UNCLASSIFIED})
+    prepared = shape.prepared
+    if shape.executes is not None:
         # Without the session's registry an EXECUTE is unknowable: unclassified until
         # PreparedStatements.resolve() substitutes the prepared body's classes.
-        prepared = PreparedOp("execute", acc.executes, classes=own, tables=tables)
-        classes = own | {UNCLASSIFIED}
+        prepared = PreparedOp("execute", shape.executes, classes=shape.classes, tables=shape.tables)
+        classes = shape.classes | {UNCLASSIFIED}
     elif prepared is not None and prepared.action == "prepare":
         prepared = replace(prepared, fingerprint=_fingerprint(text, prepared.classes))
-    return StatementInfo(kind=key, classes=classes, tables=tables, text=text, prepared=prepared)
+    return StatementInfo(
+        kind=shape.kind, classes=classes, tables=shape.tables, text=text, prepared=prepared
+    )
+
+
+def statement_texts(sql: str, spans: Iterable[tuple[int, int]]) -> list[str]:
+    """Each statement's text from libpg_query's (stmt_location, stmt_len) byte spans; a
+    length of 0 runs to the end of the string."""
+    raw = sql.encode("utf-8")
+    ascii_only = len(raw) == len(sql)  # locations are byte offsets
+    texts: list[str] = []
+    for start, length in spans:
+        end = start + length if length else len(raw)
+        text = sql[start:end] if ascii_only else raw[start:end].decode("utf-8", "replace")
+        texts.append(text.strip())
+    return texts
+
+
+def assemble(
+    sql: str,
+    texts: Sequence[str],
+    shapes: Sequence[StatementShape],
+    fingerprint: str | None = None,
+) -> Classification:
+    """The classification of ``sql`` from its statements' texts and shapes.
+
+    What comes from the text (statement texts, PREPARE fingerprints) is made here from
+    ``sql`` and ``texts``, never taken from a shape. The whole string's ``fingerprint`` too,
+    unless the caller has it: that of another text differing only in constants and
+    formatting, which libpg_query fingerprints alike (never one of exact text).
+    """
+    if not shapes:
+        return Classification((), frozenset(), frozenset(), fingerprint="pg:empty")
+    if len(shapes) == 1:  # the usual case, and a shape hit's hot path
+        (text,), (shape,) = texts, shapes
+        statement = _statement_info(text, shape)
+        statements: tuple[StatementInfo, ...] = (statement,)
+        classes, tables = statement.classes, statement.tables
+    else:
+        statements = tuple([_statement_info(t, s) for t, s in zip(texts, shapes, strict=True)])
+        classes = frozenset().union(*(s.classes for s in statements))
+        tables = frozenset().union(*(s.tables for s in statements))
+    if fingerprint is None or classes & EXACT_FINGERPRINT_CLASSES:
+        fingerprint = _fingerprint(sql, classes)
+    return Classification(
+        statements=statements, classes=classes, tables=tables, fingerprint=fingerprint
+    )
+
+
+def _classify_tree(sql: str, tree: _Json, depth: int) -> Classification:
+    items = tree.get("stmts", [])
+    if not items:
+        return assemble(sql, (), ())
+    spans = [(int(i.get("stmt_location", 0)), int(i.get("stmt_len", 0))) for i in items]
+    texts = statement_texts(sql, spans)
+    shapes = [statement_shape(t, i["stmt"], depth) for t, i in zip(texts, items, strict=True)]
+    return assemble(sql, texts, shapes)
 
 
 def _classify(sql: str, depth: int) -> Classification:
@@ -1219,29 +1343,17 @@ def _classify(sql: str, depth: int) -> Classification:
             sql, "the SQL text contains a NUL character; remove it and send the statement again"
         )
     try:
-        tree = json.loads(_pg.parse_sql_json(sql))
+        tree_json = _pg.parse_sql_json(sql)
     except _pg.ParseError as exc:
         return unclassified(sql, _parse_error_message(exc))
-    raw_stmts = tree.get("stmts", [])
-    if not raw_stmts:
-        return Classification((), frozenset(), frozenset(), fingerprint="pg:empty")
-    raw = sql.encode("utf-8")
-    ascii_only = len(raw) == len(sql)  # locations are byte offsets
-    statements: list[StatementInfo] = []
-    for item in raw_stmts:
-        start = int(item.get("stmt_location", 0))
-        length = int(item.get("stmt_len", 0))
-        end = start + length if length else len(raw)
-        text = sql[start:end] if ascii_only else raw[start:end].decode("utf-8", "replace")
-        ((key, body),) = item["stmt"].items()
-        statements.append(_statement(text.strip(), key, body, depth))
-    classes = frozenset().union(*(s.classes for s in statements))
-    tables = frozenset().union(*(s.tables for s in statements))
-    return Classification(
-        statements=tuple(statements),
-        classes=classes,
-        tables=tables,
-        fingerprint=_fingerprint(sql, classes),
+    return _classify_tree(sql, json.loads(tree_json), depth)
+
+
+def _failed(sql: str, exc: Exception) -> Classification:
+    if isinstance(exc, RecursionError):
+        return unclassified(sql, "the SQL is nested too deeply to classify; simplify it")
+    return unclassified(
+        sql, f"wardgate could not classify this SQL ({type(exc).__name__}); it fails closed"
     )
 
 
@@ -1249,9 +1361,14 @@ def classify_postgres(sql: str) -> Classification:
     """Classify a string of PostgreSQL SQL (one or more statements). Never raises."""
     try:
         return _classify(sql, 0)
-    except RecursionError:
-        return unclassified(sql, "the SQL is nested too deeply to classify; simplify it")
     except Exception as exc:  # fail closed on anything unexpected, never guess
-        return unclassified(
-            sql, f"wardgate could not classify this SQL ({type(exc).__name__}); it fails closed"
-        )
+        return _failed(sql, exc)
+
+
+def classify_postgres_tree(sql: str, tree_json: str) -> Classification:
+    """``classify_postgres(sql)`` for a caller that already holds ``tree_json``, the
+    ``parse_sql_json`` of ``sql`` (a text without NUL): the same answer, parsed once."""
+    try:
+        return _classify_tree(sql, json.loads(tree_json), 0)
+    except Exception as exc:  # fail closed on anything unexpected, never guess
+        return _failed(sql, exc)
