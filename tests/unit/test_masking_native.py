@@ -340,3 +340,21 @@ def test_the_walk_matches_a_python_reference_on_hostile_input(
     assert scan_rows(data, 0, end, max_message, gate) == reference_walk(
         data, 0, end, max_message, m, b""
     )
+
+
+def test_the_pure_python_switch_turns_the_extension_off() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import wardgate.masking.native as n, wardgate.server.pg_relay as r; "
+        "assert n.scan_rows is None and n.scan_copy is None and r._scan_rows is None; print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "WARDGATE_PURE_PYTHON": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.stdout.strip() == "ok", out.stderr
