@@ -330,7 +330,7 @@ static int Gate_init(GateObject *self, PyObject *args, PyObject *kwds)
     for (int c = 0; c < 256; c++)
         bits.idx[c] = -1;
     bits.next = 0;
-    if (self->refs != NULL) {
+    if (self->refs != NULL || self->actions != NULL) { /* once, even after a failed try */
         PyErr_SetString(PyExc_RuntimeError, "Gate: already initialised");
         goto done;
     }

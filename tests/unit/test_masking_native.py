@@ -358,3 +358,21 @@ def test_the_pure_python_switch_turns_the_extension_off() -> None:
         check=False,
     )
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_gate_is_initialised_once_and_checks_its_tables() -> None:
+    from wardgate._rowscan import Gate
+
+    spec = MASKERS["builtin"].native_spec()
+    gate = Gate(b"\x01", 0, *spec)
+    with pytest.raises(RuntimeError, match="already"):
+        gate.__init__(b"\x01", 0, *spec)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="256"):
+        Gate(b"", 1, spec.unconditional, b"\x00" * 10, *spec[2:])
+    with pytest.raises(ValueError, match="kept"):
+        Gate(b"", 1, spec.unconditional, b"\x00" * 256, 0, (), ((ord("@"), (b"@",), (), False),), (), ())
+    with pytest.raises(TypeError, match="bytes"):
+        Gate(b"", 1, False, b"\x00" * 256, 0, (), (), ("str",), ())  # type: ignore[arg-type]
+    broken = Gate.__new__(Gate)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        broken.may_contain(b"x")
