@@ -324,9 +324,15 @@ def _has_column_ref(value: _Json) -> bool:
     return False
 
 
+def _is_offset_key(key: str) -> bool:
+    """A source offset in libpg_query's JSON: "location", "rexpr_list_start"/"_end" (since
+    PostgreSQL 18) and the like. Two copies of one expression differ only in these."""
+    return key == "location" or key.endswith(("_location", "_list_start", "_list_end"))
+
+
 def _strip_locations(value: _Json) -> _Json:
     if type(value) is dict:
-        return {k: _strip_locations(v) for k, v in value.items() if k != "location"}
+        return {k: _strip_locations(v) for k, v in value.items() if not _is_offset_key(k)}
     if type(value) is list:
         return [_strip_locations(v) for v in value]
     return value
