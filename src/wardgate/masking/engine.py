@@ -131,31 +131,46 @@ _SHAPE_TABLE = bytes(
     for b in range(256)
 )  # fmt: skip
 
-RunCheck = bytes | re.Pattern[bytes] | None
+class _BoundedRun(NamedTuple):
+    """A bounded rule's run check: the plain needle first (a run that is not there even
+    counting glued digits is not there bounded either), then the pattern over the shape."""
+
+    needle: bytes
+    pattern: re.Pattern[bytes]
+
+
+RunCheck = bytes | _BoundedRun | None
 
 
 def _run_regex(run: int, bounded: bool = False) -> RunCheck:
     """What a value must show for a rule with ``run`` digits: a needle in its run form
-    (``_RUN_TABLE``), or for a bounded rule a pattern over its shape (``_SHAPE_TABLE``)."""
+    (``_RUN_TABLE``), and for a bounded rule also a pattern over its shape
+    (``_SHAPE_TABLE``)."""
     if run <= 1:
         return None
+    needle = b"0" * run
     if not bounded:
-        return b"0" * run
-    return re.compile(rb"(?<![0x])0(?:s*0){%d}(?:s*0)*(?![0x])" % (run - 1))
+        return needle
+    return _BoundedRun(
+        needle, re.compile(rb"(?<![0x])0(?:s*0){%d}(?:s*0)*(?![0x])" % (run - 1))
+    )
 
 
-def _run_ok(value: bytes, check: bytes | re.Pattern[bytes], forms: list[bytes | None]) -> bool:
+def _run_ok(value: bytes, check: bytes | _BoundedRun, forms: list[bytes | None]) -> bool:
     """``check`` against ``value``'s run form or shape, computed once per value in
     ``forms`` ([run form, shape])."""
+    runs = forms[0]
+    if runs is None:
+        runs = forms[0] = value.translate(_RUN_TABLE, _RUN_SEPARATORS)
     if type(check) is bytes:
-        runs = forms[0]
-        if runs is None:
-            runs = forms[0] = value.translate(_RUN_TABLE, _RUN_SEPARATORS)
         return runs.find(check) != -1
+    assert isinstance(check, _BoundedRun)
+    if runs.find(check.needle) == -1:
+        return False
     shape = forms[1]
     if shape is None:
         shape = forms[1] = value.translate(_SHAPE_TABLE)
-    return check.search(shape) is not None  # type: ignore[union-attr]
+    return check.pattern.search(shape) is not None
 
 
 class ValueMasker:
