@@ -25,6 +25,7 @@ from typing import Final
 
 from wardgate.core.errors import ProtocolViolationError
 from wardgate.masking.engine import SKIP, TEXT, ColumnInfo, MaskingPolicy, ResultMaskPlan, SqlNull
+from wardgate.masking.native import native_gate
 from wardgate.proto.mysql import ColumnDefinition
 from wardgate.proto.mysql.constants import ColumnFlag, FieldType
 
@@ -120,7 +121,7 @@ def _read_lenenc(data: bytes, off: int) -> tuple[int, int]:
 class MySqlMaskPlan:
     """A :class:`ResultMaskPlan` plus what the binary protocol needs to walk a row."""
 
-    __slots__ = ("binary", "ints", "ncols", "plan", "row_gate", "types", "unsigned")
+    __slots__ = ("binary", "gate", "ints", "ncols", "plan", "row_gate", "types", "unsigned")
 
     def __init__(
         self, plan: ResultMaskPlan, columns: Sequence[ColumnDefinition], binary: bool
@@ -137,6 +138,8 @@ class MySqlMaskPlan:
             for i, t in enumerate(self.types)
         )
         self.row_gate = plan.row_gate and not self.ints
+        # The compiled copy of the whole-row gate (None without the extension).
+        self.gate = native_gate(plan) if self.row_gate else None
 
 
 class MySqlRowMasker:
@@ -166,9 +169,15 @@ class MySqlRowMasker:
 
     def mask_row(self, payload: bytes | memoryview, plan: MySqlMaskPlan) -> bytes | None:
         """The masked row payload, or None when it is unchanged."""
-        data = payload if type(payload) is bytes else bytes(payload)
-        if plan.row_gate and not plan.plan.masker.may_contain(data):
-            return None
+        gate = plan.gate
+        if gate is not None:
+            if not gate.may_contain(payload):  # the same answer as below, without a copy
+                return None
+            data = payload if type(payload) is bytes else bytes(payload)
+        else:
+            data = payload if type(payload) is bytes else bytes(payload)
+            if plan.row_gate and not plan.plan.masker.may_contain(data):
+                return None
         out = self._binary(data, plan) if plan.binary else self._text(data, plan)
         if out is not None and _physical(len(out)) != _physical(len(data)):
             raise ProtocolViolationError(
