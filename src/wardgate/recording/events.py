@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 from wardgate.core.model import Principal
 
@@ -220,6 +220,33 @@ def decision_payload(
         "classes": sorted(str(c) for c in classes),
         "approvers": sorted(str(a) for a in approvers),
     }
+
+
+class VerdictLike(Protocol):
+    """What a decision is recorded from (``pipeline.hooks.Verdict``)."""
+
+    @property
+    def kind(self) -> Verdict: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def classes(self) -> Iterable[str]: ...
+    @property
+    def approvers(self) -> Iterable[str]: ...
+
+
+def verdict_payload(n: int, v: VerdictLike) -> Payload:
+    """``decision_payload`` of a verdict; an empty rule or reason is recorded as null."""
+    return decision_payload(
+        n,
+        v.kind,
+        rule=v.rule or None,
+        reason=v.reason or None,
+        classes=v.classes,
+        approvers=v.approvers,
+    )
 
 
 def approval_payload(

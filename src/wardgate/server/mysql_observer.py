@@ -38,7 +38,7 @@ from wardgate.proto.mysql.binary import (
 )
 from wardgate.proto.mysql.constants import Command
 from wardgate.proto.mysql.messages import parse_text_row
-from wardgate.recording.events import decision_payload
+from wardgate.recording.events import verdict_payload
 
 if TYPE_CHECKING:
     from wardgate.recording.writer import ResultCapture, SessionRecorder
@@ -87,17 +87,6 @@ def _denied_sqlstate(v: Verdict) -> str:
         code = v.rule[6:]
         return "HY000" if code.isdigit() and int(code) in _HY000_CODES else "42000"
     return "42000"
-
-
-def _decision_payload(n: int, v: Verdict) -> dict[str, object]:
-    return decision_payload(
-        n,
-        v.kind,
-        rule=v.rule or None,
-        reason=v.reason or None,
-        classes=v.classes,
-        approvers=v.approvers,
-    )
 
 
 def _cell(value: BinaryValue) -> str | None:
@@ -369,6 +358,6 @@ class MySqlObserver:
             rows=p.rows,
             error_sqlstate=p.error[0] if p.error else None,
             error_message=p.error[1] if p.error else None,
-            decision=_decision_payload(p.n, p.decision) if p.decision is not None else None,
+            decision=verdict_payload(p.n, p.decision) if p.decision is not None else None,
             results=p.results,
         )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.pg import messages as m
-from wardgate.recording.events import decision_payload
+from wardgate.recording.events import verdict_payload
 
 if TYPE_CHECKING:
     from wardgate._rowscan import Gate
@@ -191,17 +191,6 @@ class _Pending:
     decision: Verdict | None = None
     results: list[dict[str, object]] = field(default_factory=list)
     duration_us: int = 0
-
-
-def _decision_payload(n: int, v: Verdict) -> dict[str, object]:
-    return decision_payload(
-        n,
-        v.kind,
-        rule=v.rule or None,
-        reason=v.reason or None,
-        classes=v.classes,
-        approvers=v.approvers,
-    )
 
 
 def _rows_from_tag(tag: str) -> int | None:
@@ -571,6 +560,6 @@ class PgObserver:
                 rows=p.rows,
                 error_sqlstate=p.error[0] if p.error else None,
                 error_message=p.error[1] if p.error else None,
-                decision=_decision_payload(p.n, p.decision) if p.decision is not None else None,
+                decision=verdict_payload(p.n, p.decision) if p.decision is not None else None,
                 results=p.results,
             )
