@@ -509,6 +509,31 @@ static int row_clean(const GateObject *g, const uint8_t *buf, Py_ssize_t start, 
     return off == end;
 }
 
+/* The end of the complete message of type `kind` at `pos`, or -1 when there is none the
+ * walk may take: another type, a header or body cut short, a length out of range. */
+static Py_ssize_t message_end(const uint8_t *buf, Py_ssize_t pos, Py_ssize_t end,
+                              Py_ssize_t max_message, uint8_t kind)
+{
+    if (end - pos < 5 || buf[pos] != kind)
+        return -1;
+    uint32_t length = be32(buf + pos + 1);
+    if (length < 4 || (Py_ssize_t)length > max_message)
+        return -1;
+    Py_ssize_t mend = pos + 1 + (Py_ssize_t)length;
+    return mend > end ? -1 : mend;
+}
+
+/* 0 <= pos <= end <= len(data), else ValueError (and the buffer released). */
+static int span_ok(Py_buffer *data, Py_ssize_t pos, Py_ssize_t end, const char *fn)
+{
+    if (pos < 0 || end > data->len || pos > end) {
+        PyBuffer_Release(data);
+        PyErr_Format(PyExc_ValueError, "%s: need 0 <= pos <= end <= len(data)", fn);
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *scan_rows(PyObject *module, PyObject *args)
 {
     Py_buffer data;
@@ -529,24 +554,15 @@ static PyObject *scan_rows(PyObject *module, PyObject *args)
             return NULL;
         }
     }
-    if (pos < 0 || end > data.len || pos > end) {
-        PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "scan_rows: need 0 <= pos <= end <= len(data)");
+    if (!span_ok(&data, pos, end, "scan_rows"))
         return NULL;
-    }
     const uint8_t *buf = data.buf;
-    Py_ssize_t rows = 0, nbytes = 0;
-    while (end - pos >= 5 && buf[pos] == 'D') {
-        uint32_t length = be32(buf + pos + 1);
-        if (length < 4 || (Py_ssize_t)length > max_message)
-            break;
-        Py_ssize_t mend = pos + 1 + (Py_ssize_t)length;
-        if (mend > end)
-            break;
+    Py_ssize_t rows = 0, nbytes = 0, mend;
+    while ((mend = message_end(buf, pos, end, max_message, 'D')) >= 0) {
         if (gate != NULL && !row_clean(gate, buf, pos, mend))
             break;
         rows++;
-        nbytes += (Py_ssize_t)length - 6;
+        nbytes += mend - pos - 7; /* the row's payload after type, length, column count */
         pos = mend;
     }
     PyBuffer_Release(&data);
@@ -570,22 +586,13 @@ static PyObject *scan_copy(PyObject *module, PyObject *args)
         PyBuffer_Release(&data);
         return NULL;
     }
-    if (pos < 0 || end > data.len || pos > end) {
-        PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "scan_copy: need 0 <= pos <= end <= len(data)");
+    if (!span_ok(&data, pos, end, "scan_copy"))
         return NULL;
-    }
     const uint8_t *buf = data.buf;
-    Py_ssize_t rows = 0;
-    while (end - pos >= 5 && buf[pos] == 'd') {
-        uint32_t length = be32(buf + pos + 1);
-        if (length < 4 || (Py_ssize_t)length > max_message)
-            break;
-        Py_ssize_t mend = pos + 1 + (Py_ssize_t)length;
-        if (mend > end)
-            break;
+    Py_ssize_t rows = 0, mend;
+    while ((mend = message_end(buf, pos, end, max_message, 'd')) >= 0) {
         const uint8_t *line = buf + pos + 5;
-        Py_ssize_t n = (Py_ssize_t)length - 4;
+        Py_ssize_t n = mend - pos - 5;
         if (n > 0 && line[n - 1] == '\n') { /* pg_rows._split_eol: gate the body only */
             n--;
             if (n > 0 && line[n - 1] == '\r')
