@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, event, func, select, text, update
 from test_recording_support import (
     FAST,
     meta,
@@ -129,6 +129,50 @@ async def test_events_are_batched_one_transaction_per_flush(
     s.close("client_eof")
     await rec.aclose()
     assert Verifier(rec_engine, rec_ring).verify_all().ok
+
+
+async def test_a_large_batch_is_a_few_statements_and_stores_every_event_in_order(
+    rec_engine: Engine, rec_key: SigningKey, rec_ring: KeyRing
+) -> None:
+    """The writer thread shares the GIL with the event loop, and every statement it runs
+    hands the GIL over (the drivers let go of it around each round trip or sqlite3_step);
+    getting it back from a busy loop can take a whole switch interval. So a batch must
+    cost a handful of statements, not one per event: 903 events in one flush."""
+    executed: list[int] = []
+
+    def on_execute(conn: object, cursor: object, stmt: str, params: object, ctx: object,
+                   many: bool) -> None:  # fmt: skip
+        if stmt.lstrip().upper().startswith("INSERT INTO REC_EVENTS"):
+            # sqlite3's executemany steps (and hands the GIL over) once per row;
+            # psycopg's runs as one pipeline.
+            per_row = many and rec_engine.dialect.name == "sqlite"
+            executed.append(len(params) if per_row else 1)  # type: ignore[arg-type]
+
+    cfg = RecordingConfig(flush_interval_ms=1000, flush_max_events=5000)
+    rec = Recorder(rec_engine, rec_key, cfg)
+    sessions = [rec.open_session(meta(f"ses_{i}")) for i in range(3)]
+    for _ in range(100):
+        for s in sessions:
+            run_statement(s)
+    event.listen(rec_engine, "before_cursor_execute", on_execute)
+    try:
+        rec.start()
+        await rec.flush()
+    finally:
+        event.remove(rec_engine, "before_cursor_execute", on_execute)
+    assert rec.stats.flushes == 1
+    assert count(rec_engine, EVENTS) == 3 * 301
+    # SQLite: one multi-row INSERT per 128 rows; PostgreSQL: one pipelined executemany
+    assert sum(executed) <= 3 * 301 // 128 + 1, executed
+    with rec_engine.connect() as conn:
+        for i in range(3):
+            seqs = [e.seq for e in iter_events(conn, f"ses_{i}")]
+            assert seqs == list(range(1, 302))
+    for s in sessions:
+        s.close("client_eof")
+    await rec.aclose()
+    report = Verifier(rec_engine, rec_ring).verify_all()
+    assert report.ok, report.problems
 
 
 async def test_interleaved_sessions_each_keep_their_own_chain(

@@ -8,6 +8,7 @@ synchronous and runs on the recorder's writer thread or in a CLI/API worker thre
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -263,6 +264,17 @@ _INSERT_EVENTS = (
 )
 
 
+# 7 parameters a row; 128 rows stay under SQLite's historic 999-variable limit.
+_SQLITE_ROWS_PER_INSERT = 128
+
+
+@functools.lru_cache(maxsize=_SQLITE_ROWS_PER_INSERT)
+def _sqlite_insert_events(n: int) -> str:
+    return _INSERT_EVENTS.format("?").replace(
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * n)
+    )
+
+
 def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """One executemany through the driver.
 
@@ -273,10 +285,16 @@ def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """
     name = conn.dialect.name
     if name == "sqlite":
-        conn.exec_driver_sql(
-            _INSERT_EVENTS.format("?"),
-            [
-                (
+        # Multi-row VALUES, not executemany: the sqlite3 module lets go of the GIL around
+        # every sqlite3_step, and getting it back from a busy event loop can take a whole
+        # switch interval (5 ms). Per row, that convoy capped a 500-event batch at a few
+        # hundred rows per second while pgbench -c 8 kept the loop busy; per chunk it is
+        # a handful of hand-overs per batch.
+        for i in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+            chunk = rows[i : i + _SQLITE_ROWS_PER_INSERT]
+            params: list[Any] = []
+            for r in chunk:
+                params += (
                     r["session_id"],
                     r["seq"],
                     _sqlite_ts(r["ts"]),
@@ -285,9 +303,7 @@ def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
                     r["prev_hash"],
                     r["hash"],
                 )
-                for r in rows
-            ],
-        )
+            conn.exec_driver_sql(_sqlite_insert_events(len(chunk)), tuple(params))
     elif name == "postgresql" and conn.dialect.driver == "psycopg":
         conn.exec_driver_sql(
             _INSERT_EVENTS.format("%s"),
