@@ -106,6 +106,29 @@ def test_timestamps_are_utc_with_microseconds() -> None:
     assert format_ts(datetime(2025, 1, 2, 3, 5, 6)) == "2025-01-02T03:05:06.000000Z"
 
 
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999)
+    ),
+    st.sampled_from([None, 0, 999999, 1]),
+)
+def test_timestamp_fast_path_spells_every_utc_instant_as_isoformat_does(
+    when: datetime, micro: int | None
+) -> None:
+    """format_ts caches the text up to the second; around second, epoch and 2**32 s
+    boundaries (and far outside them) it must still say exactly what isoformat says."""
+    ts = when.replace(tzinfo=UTC)
+    if micro is not None:
+        ts = ts.replace(microsecond=micro)
+    for t in (ts, ts - timedelta(microseconds=1), ts + timedelta(microseconds=1)):
+        expected = t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        assert format_ts(t) == expected
+    for edge in (datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 2, 7, 6, 28, 16, tzinfo=UTC)):
+        for t in (edge - timedelta(microseconds=1), edge, edge + timedelta(microseconds=1)):
+            expected = t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+            assert format_ts(t) == expected
+
+
 def test_statement_payload_keeps_masked_params_and_nulls() -> None:
     p = statement_payload(
         3,

@@ -68,11 +68,26 @@ def canonical_json(value: object) -> str:
 
 def format_ts(ts: datetime) -> str:
     """The one timestamp spelling of the format: UTC, microseconds, ``Z``."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    elif ts.utcoffset():
-        ts = ts.astimezone(UTC)
-    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    global _ts_second
+    stamp = ts.timestamp() if ts.tzinfo is UTC else -1.0
+    if not 0.0 <= stamp < 4294967296.0:
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        elif ts.utcoffset():
+            ts = ts.astimezone(UTC)
+        return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # The hot path (every event, every statement's start): the date and time to the
+    # second change rarely, so they are formatted once per second. Below 2**32 s a float
+    # is exact to well under a microsecond, so flooring it gives the right second.
+    second = int(stamp)
+    cached = _ts_second
+    if cached[0] != second:
+        text = ts.replace(microsecond=0, tzinfo=None).isoformat() + "."
+        cached = _ts_second = (second, text)
+    return f"{cached[1]}{ts.microsecond:06d}Z"
+
+
+_ts_second: tuple[int, str] = (-(2**63), "")
 
 
 _TYPE_JSON = {t: canonical_json(t) for t in EVENT_TYPES}
