@@ -1,4 +1,5 @@
-"""Build hook for the one compiled module, wardgate._rowscan (the DataRow hot loop).
+"""Build hook for the compiled modules: wardgate._rowscan (the DataRow hot loop) and
+wardgate.recording._chain (a recording event serialised and hash-chained in one call).
 
 Everything else is declared in pyproject.toml. ``optional=True``: where no C compiler is
 available the install still succeeds and wardgate runs its pure-Python path (the same
@@ -14,6 +15,12 @@ setup(
             ["src/wardgate/_rowscan.c"],
             extra_compile_args=["-O2", "-std=c11"],
             optional=True,
-        )
+        ),
+        Extension(
+            "wardgate.recording._chain",
+            ["src/wardgate/recording/_chain.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
     ]
 )

@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import os
 import socket
 import time
 from collections import deque
@@ -49,6 +50,7 @@ from wardgate.core.errors import RecordingUnavailableError
 from wardgate.recording.chain import GENESIS_HASH
 from wardgate.recording.config import RecordingConfig
 from wardgate.recording.events import (
+    FORMAT_VERSION,
     ApprovalState,
     Cell,
     EndReason,
@@ -84,6 +86,17 @@ log = logging.getLogger("wardgate.recording")
 
 _MAX_BACKOFF_S = 5.0
 
+# The compiled serialise-and-chain (``recording/_chain.c``): the same bytes as the Python
+# path below, which stays the reference and takes whatever the C code declines. None when
+# the extension was not built or ``WARDGATE_PURE_PYTHON=1``.
+_native_chain: Callable[..., tuple[str, str, int]] | None
+try:
+    from wardgate.recording._chain import chain_event as _native_chain
+except ImportError:  # built without a compiler
+    _native_chain = None
+if os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0"):
+    _native_chain = None
+
 
 def chain_event(
     *,
@@ -95,6 +108,15 @@ def chain_event(
     payload: Payload,
 ) -> EventOp:
     """Serialise and chain one event onto ``prev_hash``."""
+    if _native_chain is not None:
+        try:
+            payload_json, digest, size = _native_chain(
+                payload, session_id, seq, format_ts(ts), event_type, FORMAT_VERSION, prev_hash
+            )
+        except (TypeError, ValueError):  # (UnicodeError is a ValueError) off its shape
+            pass
+        else:
+            return EventOp(session_id, seq, ts, event_type, payload_json, prev_hash, digest, size)
     payload_json = canonical_json(payload)
     envelope = envelope_bytes(session_id, seq, format_ts(ts), event_type, payload_json)
     digest = hashlib.sha256(bytes.fromhex(prev_hash) + envelope).hexdigest()

@@ -1,0 +1,12 @@
+from typing import Any
+
+def chain_event(
+    payload: Any,
+    session_id: str,
+    seq: int,
+    ts: str,
+    event_type: str,
+    version: int,
+    prev_hash: str,
+    /,
+) -> tuple[str, str, int]: ...

@@ -1,0 +1,162 @@
+"""The compiled serialise-and-chain (wardgate.recording._chain) against the Python path.
+
+Every recorded event goes through the C code when it is built; the bytes it hashes and
+stores must be exactly the ones ``canonical_json`` + ``envelope_bytes`` + hashlib give,
+or a recording written by one path would not verify under the other (``verify`` always
+re-serialises in Python). Whatever the C code declines -- floats, subclasses, non-str
+keys, lone surrogates, deep nesting -- must raise so the Python path takes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections import OrderedDict
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wardgate.recording import writer
+from wardgate.recording.events import FORMAT_VERSION, canonical_json, envelope_bytes, format_ts
+
+PURE = os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0")
+pytestmark = pytest.mark.skipif(PURE, reason="WARDGATE_PURE_PYTHON=1 disables the extension")
+
+TS = "2025-11-25T15:23:00.123456Z"
+PREV = hashlib.sha256(b"prev").hexdigest()
+
+# Text with everything the escaping distinguishes: C0 controls, quote, backslash, DEL,
+# Latin-1, BMP, astral characters (no surrogates: those are declined, tested below).
+texts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from('"\\\x00\x1f\x7f\n\t'),
+    max_size=40,
+)
+scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | texts
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(texts, inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def native() -> Any:
+    from wardgate.recording._chain import chain_event
+
+    return chain_event
+
+
+def python_chain(
+    payload: object, session: str, seq: int, ts: str, event_type: str, prev: str
+) -> tuple[str, str, int]:
+    payload_json = canonical_json(payload)
+    envelope = envelope_bytes(session, seq, ts, event_type, payload_json)
+    return payload_json, hashlib.sha256(bytes.fromhex(prev) + envelope).hexdigest(), len(envelope)
+
+
+@settings(max_examples=400)
+@given(
+    payload=st.dictionaries(texts, values, max_size=8),
+    session=texts.filter(bool),
+    seq=st.integers(1, 2**62),
+    event_type=st.sampled_from(["statement", "decision", "session.start", "gap"]),
+)
+def test_the_compiled_path_gives_the_python_bytes_and_hash(
+    payload: dict[str, object], session: str, seq: int, event_type: str
+) -> None:
+    got = native()(payload, session, seq, TS, event_type, FORMAT_VERSION, PREV)
+    assert got == python_chain(payload, session, seq, TS, event_type, PREV)
+
+
+def test_a_statement_event_and_escapes_byte_for_byte() -> None:
+    payload = {
+        "text": 'SELECT "a\\b"\n\t\x01\x7f žluť 🐘',
+        "params": ["5", None, ("x", 2**80, -(2**63))],
+        "n": 1,
+        "ok": True,
+        "no": False,
+        "nested": {"b": {}, "a": [], "": [[]]},
+    }
+    got = native()(payload, "ses_1", 7, TS, "statement", FORMAT_VERSION, "00" * 32)
+    assert got == python_chain(payload, "ses_1", 7, TS, "statement", "00" * 32)
+    assert '\\u0001' in got[0] and "\x7f" in got[0] and "🐘" in got[0]
+
+
+class Level(IntEnum):
+    HIGH = 1
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"x": 1.5},  # floats: canonical_json's rules (no NaN) stay in Python
+        {"x": Level.HIGH},  # an int subclass serialises as Python decides
+        {"x": Text("t")},
+        {1: "non-str key"},
+        {"x": "lone \udc80 surrogate"},  # canonical_json spells these with \\u escapes
+        OrderedDict(x=1),
+        {"x": object()},
+    ],
+)
+def test_what_the_compiled_path_declines_it_raises_for(payload: dict[Any, Any]) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        native()(payload, "ses_1", 1, TS, "gap", FORMAT_VERSION, PREV)
+
+
+def test_deep_nesting_and_bad_chain_links_are_declined() -> None:
+    deep: object = "leaf"
+    for _ in range(80):
+        deep = [deep]
+    with pytest.raises(ValueError):
+        native()({"x": deep}, "ses_1", 1, TS, "gap", FORMAT_VERSION, PREV)
+    for prev in ("00" * 31, "zz" * 32, "00" * 33):
+        with pytest.raises(ValueError):
+            native()({}, "ses_1", 1, TS, "gap", FORMAT_VERSION, prev)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dropped": 2, "reason": "r"},
+        {"x": 1.5, "y": "z"},  # declined by C: the Python path must give the same op
+        {"text": "lone \udc80 surrogate", "n": 3},
+        {"level": Level.HIGH, "deep": [[[[]]]]},
+    ],
+)
+def test_writer_chain_event_is_the_same_with_or_without_the_extension(
+    payload: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert writer._native_chain is not None, "the extension is built by the normal install"
+    ts = datetime(2025, 11, 25, 15, 23, 0, 123456, tzinfo=UTC)
+    kw: dict[str, Any] = dict(session_id="ses_1", seq=3, prev_hash=PREV, ts=ts, event_type="gap")
+    compiled = writer.chain_event(payload=payload, **kw)
+    monkeypatch.setattr(writer, "_native_chain", None)
+    reference = writer.chain_event(payload=payload, **kw)
+    assert compiled == reference
+    envelope = envelope_bytes("ses_1", 3, format_ts(ts), "gap", reference.payload)
+    assert reference.hash == hashlib.sha256(bytes.fromhex(PREV) + envelope).hexdigest()
+
+
+def test_the_pure_python_switch_turns_the_extension_off() -> None:
+    code = "import wardgate.recording.writer as w; assert w._native_chain is None; print('ok')"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "WARDGATE_PURE_PYTHON": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.stdout.strip() == "ok", out.stderr
