@@ -182,8 +182,9 @@ class _Pending:
     params: list[str | None] = field(default_factory=list)
     portal: _Portal | None = None
     describe_target: _Statement | _Portal | None = None
-    started_wall: datetime = field(default_factory=lambda: datetime.now(UTC))
-    started: float = field(default_factory=time.perf_counter)
+    # Set (``_started``) only on entries that are recorded as statements.
+    started_wall: datetime | None = None
+    started: float = 0.0
     rows: int = 0
     error: tuple[str, str] | None = None
     done: bool = False
@@ -193,12 +194,26 @@ class _Pending:
     duration_us: int = 0
 
 
+def _started(p: _Pending) -> _Pending:
+    p.started_wall = datetime.now(UTC)
+    p.started = time.perf_counter()
+    return p
+
+
 def _rows_from_tag(tag: str) -> int | None:
     last = tag.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else None
 
 
+# What ``PgObserver.server_message`` acts on: DataRow, RowDescription, CommandComplete,
+# EmptyQueryResponse, PortalSuspended, NoData, ErrorResponse, ReadyForQuery,
+# CopyOutResponse, CopyData, CopyDone. Anything else it would return None for, untouched.
+SERVER_KINDS: frozenset[int] = frozenset(b"DTCIsnEZHdc")
+
+
 class PgObserver:
+    server_kinds = SERVER_KINDS
+
     def __init__(self, recorder: SessionRecorder | None, masker: RowMasker | None) -> None:
         self.rec = recorder
         self.masker = masker
@@ -225,7 +240,7 @@ class PgObserver:
         rec = self.rec
         if kind == "simple":
             n = rec.next_statement() if rec is not None else 0
-            entry = _Pending("simple", sql=sql, n=n)
+            entry = _started(_Pending("simple", sql=sql, n=n))
             if rec is not None:
                 self._decide(entry, verdict)
             # A denied Query still gets the server's (replaced) ErrorResponse and
@@ -280,13 +295,15 @@ class PgObserver:
                 self.fifo.append(_Pending("execute", path="extended"))
                 return
             n = self.rec.next_statement() if self.rec is not None else 0
-            entry = _Pending(
-                "execute",
-                sql=portal.statement.sql,
-                path="extended",
-                n=n,
-                params=portal.params,
-                portal=portal,
+            entry = _started(
+                _Pending(
+                    "execute",
+                    sql=portal.statement.sql,
+                    path="extended",
+                    n=n,
+                    params=portal.params,
+                    portal=portal,
+                )
             )
             if self.rec is not None:
                 self._decide(entry, portal.statement.verdict)
@@ -554,7 +571,7 @@ class PgObserver:
                 p.n,
                 text=p.sql,
                 path=p.path,
-                started_at=p.started_wall,
+                started_at=p.started_wall or datetime.now(UTC),
                 duration_us=p.duration_us,
                 params=p.params,
                 rows=p.rows,

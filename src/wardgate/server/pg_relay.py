@@ -62,6 +62,10 @@ class SessionObserver(Protocol):
 
     def server_message(self, kind: int, msg: bytes) -> bytes | None: ...
 
+    # The server message types ``server_message`` acts on; the relay forwards the others
+    # (ParseComplete, BindComplete, notices, ...) without a call.
+    server_kinds: frozenset[int]
+
     # True while DataRows need no inspection (nothing to mask, result capture full): the
     # relay then only counts them and reports each run of rows with one ``rows_passed``.
     rows_passthrough: bool
@@ -463,6 +467,9 @@ class PgRelay:
             if rows:
                 observer.rows_passed(rows, nbytes)
                 rows = nbytes = 0
+            if kind not in observer.server_kinds and not (kind == _ERROR and replacing):
+                pos = end
+                continue
             msg = data[pos:end]
             new: bytes | None = None
             if kind == _ERROR and replacing:
