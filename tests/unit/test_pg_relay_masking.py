@@ -118,3 +118,21 @@ def test_copy_rows_are_exact_on_both_paths(native: bool, monkeypatch: pytest.Mon
         relay.upstream_data(piece)
     assert client.data == expected
     assert b"jane\\100example.com" not in client.data
+
+
+def test_a_remembered_plan_is_only_reused_for_the_same_description_and_formats() -> None:
+    """PgRowMasker remembers the last plan by the description object's identity (a
+    prepared statement executed again); a change of result formats, or another
+    description, must get its own plan."""
+    from wardgate.server.pg_observer import ColumnDesc
+
+    masker = PgRowMasker(POLICY, {})
+    jsonb = [ColumnDesc("doc", 0, 0, 3802, 0)]
+    text_plan = masker.plan(jsonb, [0])
+    binary_plan = masker.plan(jsonb, [1])
+    assert text_plan is not None and binary_plan is not None
+    assert text_plan.actions != binary_plan.actions  # type: ignore[attr-defined]
+    assert masker.plan(jsonb, [1]) is binary_plan
+    assert masker.plan(jsonb, [0]).actions == text_plan.actions  # type: ignore[attr-defined]
+    ints = [ColumnDesc("doc", 0, 0, 23, 0)]  # same name, another description: nothing to mask
+    assert masker.plan(ints, [0]) is None

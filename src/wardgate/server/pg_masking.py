@@ -55,12 +55,24 @@ class PgRowMasker:
     def __init__(self, policy: MaskingPolicy, tables: dict[int, str]) -> None:
         self.policy = policy
         self.tables = tables
+        # A prepared statement executed again brings the same description object: its
+        # plan is remembered by that object's identity (held here, so the id stays its).
+        self._last: tuple[list[ColumnDesc], tuple[int, ...], object | None] | None = None
 
     def plan(self, columns: list[ColumnDesc] | None, formats: list[int]) -> object | None:
         if columns is None:
             # Layout unknown (an Execute whose description we never saw): scan every
             # value as text rather than let anything through unexamined.
             return self.policy.plan_for_copy(None)
+        last = self._last
+        fmts = tuple(formats)
+        if last is not None and last[0] is columns and last[1] == fmts:
+            return last[2]
+        plan = self._plan(columns, formats)
+        self._last = (columns, fmts, plan)
+        return plan
+
+    def _plan(self, columns: list[ColumnDesc], formats: list[int]) -> object | None:
         infos = [
             ColumnInfo(
                 c.name,
