@@ -1,7 +1,8 @@
 /*
- * wardgate._rowscan: the PostgreSQL DataRow hot loop in C.
+ * wardgate._rowscan: the result-row hot loops in C (PostgreSQL DataRow/CopyData, MySQL
+ * row packets) and the masking gate they apply.
  *
- * Owns two things and nothing else:
+ * Owns these and nothing else:
  *
  *   scan_rows(data, pos, end, max_message, gate)
  *       Walks consecutive, complete DataRow ('D') messages of a server chunk starting at
@@ -14,6 +15,9 @@
  *
  *   scan_copy(data, pos, end, max_message, gate, text_format)
  *       The same for the CopyData rows of COPY ... TO STDOUT, gated line by line.
+ *
+ *   scan_mysql_rows(data, pos, end, max_payload, seq, gate)
+ *       The same for MySQL result-row packets (sequence ids checked, whole-row gate).
  *
  *   Gate(...)
  *       A compiled copy of ValueMasker.may_contain (wardgate/masking/engine.py): the same
@@ -609,11 +613,67 @@ static PyObject *scan_copy(PyObject *module, PyObject *args)
     return Py_BuildValue("(nn)", pos, rows);
 }
 
+/* MySQL result rows (text or binary protocol): one packet per row, 3-byte little-endian
+ * payload length, 1-byte sequence id. The walk takes complete packets of the row stream
+ * whose sequence ids follow on from `seq` and stops before anything the Python tracker
+ * must see: a packet cut short, an empty one, one of 16 MiB - 1 (a row continued in the
+ * next packet) or above `max_payload`, one starting 0xFE or 0xFF (end of rows, ERR, or a
+ * row the tracker has to tell apart from them), a sequence id out of order, or -- with a
+ * gate -- a row the whole-row gate cannot rule out (MySqlRowMasker.mask_row). */
+static PyObject *scan_mysql_rows(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t pos, end, max_payload;
+    int seq;
+    PyObject *gate_obj;
+    if (!PyArg_ParseTuple(args, "y*nnniO:scan_mysql_rows", &data, &pos, &end, &max_payload,
+                          &seq, &gate_obj))
+        return NULL;
+    const GateObject *gate = NULL;
+    if (gate_obj != Py_None) {
+        if (!PyObject_TypeCheck(gate_obj, &GateType)) {
+            PyBuffer_Release(&data);
+            PyErr_SetString(PyExc_TypeError, "scan_mysql_rows: gate must be a Gate or None");
+            return NULL;
+        }
+        gate = (const GateObject *)gate_obj;
+        if (!gate_ready((GateObject *)gate)) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+    }
+    if (!span_ok(&data, pos, end, "scan_mysql_rows"))
+        return NULL;
+    const uint8_t *buf = data.buf;
+    Py_ssize_t rows = 0, nbytes = 0;
+    seq &= 0xFF;
+    while (end - pos >= 5) {
+        Py_ssize_t len = (Py_ssize_t)buf[pos] | (Py_ssize_t)buf[pos + 1] << 8 |
+                         (Py_ssize_t)buf[pos + 2] << 16;
+        if (len == 0 || len >= 0xFFFFFF || len > max_payload || buf[pos + 3] != seq ||
+            end - pos - 4 < len)
+            break;
+        uint8_t first = buf[pos + 4];
+        if (first == 0xFE || first == 0xFF)
+            break;
+        if (gate != NULL && gate_value(gate, buf + pos + 4, len))
+            break;
+        rows++;
+        nbytes += len;
+        seq = (seq + 1) & 0xFF;
+        pos += 4 + len;
+    }
+    PyBuffer_Release(&data);
+    return Py_BuildValue("(nnni)", pos, rows, nbytes, seq);
+}
+
 static PyMethodDef module_methods[] = {
     {"scan_rows", scan_rows, METH_VARARGS,
      "scan_rows(data, pos, end, max_message, gate) -> (pos, rows, payload_bytes)"},
     {"scan_copy", scan_copy, METH_VARARGS,
      "scan_copy(data, pos, end, max_message, gate, text_format) -> (pos, rows)"},
+    {"scan_mysql_rows", scan_mysql_rows, METH_VARARGS,
+     "scan_mysql_rows(data, pos, end, max_payload, seq, gate) -> (pos, rows, payload_bytes, seq)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -21,3 +21,6 @@ def scan_rows(
 def scan_copy(
     data: Buffer, pos: int, end: int, max_message: int, gate: Gate, text_format: bool, /
 ) -> tuple[int, int]: ...
+def scan_mysql_rows(
+    data: Buffer, pos: int, end: int, max_payload: int, seq: int, gate: Gate | None, /
+) -> tuple[int, int, int, int]: ...

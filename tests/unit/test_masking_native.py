@@ -376,3 +376,85 @@ def test_a_gate_is_initialised_once_and_checks_its_tables() -> None:
     broken = Gate.__new__(Gate)
     with pytest.raises(RuntimeError, match="not initialised"):
         broken.may_contain(b"x")
+
+
+# ----------------------------------------------------------------- MySQL row packets
+def reference_mysql_walk(
+    data: bytes, pos: int, end: int, max_payload: int, seq: int, gate: object | None
+) -> tuple[int, int, int, int]:
+    """What scan_mysql_rows may take: complete single-packet rows in sequence that the
+    tracker calls ROW and (with a gate) that the gate rules out."""
+    rows = nbytes = 0
+    while end - pos >= 5:
+        n = int.from_bytes(data[pos : pos + 3], "little")
+        if not 0 < n < 0xFFFFFF or n > max_payload or data[pos + 3] != seq or end - pos - 4 < n:
+            break
+        payload = data[pos + 4 : pos + 4 + n]
+        if payload[0] in (0xFE, 0xFF):
+            break
+        if gate is not None and gate.may_contain(payload):  # type: ignore[attr-defined]
+            break
+        rows += 1
+        nbytes += n
+        seq = (seq + 1) & 0xFF
+        pos += 4 + n
+    return pos, rows, nbytes, seq
+
+
+def mysql_packet(seq: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "little") + bytes([seq & 0xFF]) + payload
+
+
+mysql_payloads = st.one_of(
+    st.binary(min_size=1, max_size=40),
+    st.sampled_from([b"\x05hello", b"\xfe\x00\x00\x02\x00", b"\xff\x10\x04#HY000oops",
+                     b"\x14jane.doe@example.com", b"\x134111 1111 1111 1111", b"\x00\x00",
+                     b"\xfb", b"\x03abc\xfb"]),
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(mysql_payloads, st.sampled_from([0, 0, 0, 1, 2])), max_size=12),
+    st.integers(0, 255),
+    st.integers(0, 12),
+    st.sampled_from([None, "builtin"]),
+    st.sampled_from([1 << 20, 8]),
+)
+def test_the_mysql_row_walk_takes_exactly_what_the_reference_takes(
+    packets: list[tuple[bytes, int]], seq: int, cut: int, gate_name: str | None, max_payload: int
+) -> None:
+    from wardgate.masking.native import scan_mysql_rows
+
+    assert scan_mysql_rows is not None
+    gate = None
+    if gate_name is not None:
+        m = MASKERS[gate_name]
+        spec = m.native_spec()
+        from wardgate._rowscan import Gate
+
+        gate = Gate(b"", 1, *spec)
+    data = b""
+    s = seq
+    for payload, skew in packets:  # skew: a sequence id out of order now and then
+        data += mysql_packet(s + skew, payload)
+        s = (s + 1 + skew) & 0xFF
+    data += b"\x07\x00\x00"  # a header cut short at the end
+    end = max(0, len(data) - cut)
+    got = scan_mysql_rows(data, 0, end, max_payload, seq, gate)
+    assert got == reference_mysql_walk(data, 0, end, max_payload, seq, gate)
+    # it stops on a packet boundary of what it was given
+    assert got[0] <= end
+
+
+def test_the_mysql_row_walk_refuses_bad_spans_and_gates() -> None:
+    from wardgate.masking.native import scan_mysql_rows
+
+    assert scan_mysql_rows is not None
+    data = mysql_packet(3, b"\x01a") + mysql_packet(4, b"\x01b")
+    assert scan_mysql_rows(data, 0, len(data), 1 << 20, 3, None) == (len(data), 2, 4, 5)
+    assert scan_mysql_rows(data, 0, len(data), 1 << 20, 2, None) == (0, 0, 0, 2)
+    with pytest.raises(ValueError):
+        scan_mysql_rows(data, 0, len(data) + 1, 1 << 20, 3, None)
+    with pytest.raises(TypeError):
+        scan_mysql_rows(data, 0, len(data), 1 << 20, 3, object())  # type: ignore[arg-type]

@@ -169,6 +169,53 @@ def test_text_row() -> None:
         parse_text_row(ROW, 4)
 
 
+def _reader_text_row(payload: bytes, count: int) -> list[bytes | None]:
+    """The reference: the PayloadReader spelling parse_text_row falls back to."""
+    from wardgate.proto.mysql.wire import PayloadReader
+
+    r = PayloadReader(payload, "text row")
+    values = [r.lenenc_bytes_or_null("column value") for _ in range(count)]
+    r.expect_end()
+    return values
+
+
+@given(
+    st.lists(
+        st.none()
+        | st.binary(max_size=300)
+        | st.sampled_from([b"x" * 251, b"y" * 65535, b"z" * 65536, b"\xfb\xfe\xff"]),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_text_rows_round_trip_through_the_one_loop_parser(values: list[bytes | None]) -> None:
+    row = encode_text_row(values)
+    assert parse_text_row(row, len(values)) == values
+    assert parse_text_row(memoryview(row), len(values)) == values
+
+
+@given(st.binary(max_size=40), st.integers(1, 6))
+def test_text_row_parsers_agree_on_any_bytes(payload: bytes, count: int) -> None:
+    """The one-loop parser and the reader take the same rows and refuse the same ones."""
+    try:
+        expected: list[bytes | None] | None = _reader_text_row(payload, count)
+    except ProtocolViolationError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ProtocolViolationError):
+            parse_text_row(payload, count)
+    else:
+        assert parse_text_row(payload, count) == expected
+
+
+def test_long_lenenc_prefixes_parse_in_the_one_loop_parser() -> None:
+    wide = b"\xfe" + (3).to_bytes(8, "little") + b"abc"  # 8-byte length of a short value
+    assert parse_text_row(wide + b"\xfc\x01\x00q", 2) == [b"abc", b"q"]
+    assert parse_text_row(b"\xfd\x02\x00\x00hi", 1) == [b"hi"]
+    with pytest.raises(ProtocolViolationError):
+        parse_text_row(b"\xff", 1)  # 0xFF is not a length
+
+
 def test_column_count() -> None:
     assert parse_column_count(b"\x03") == 3
     with pytest.raises(ProtocolViolationError):

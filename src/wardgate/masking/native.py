@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
     ScanRows = Callable[[Buffer, int, int, int, "Gate | None"], tuple[int, int, int]]
     ScanCopy = Callable[[Buffer, int, int, int, "Gate", bool], tuple[int, int]]
+    ScanMySqlRows = Callable[[Buffer, int, int, int, int, "Gate | None"], tuple[int, int, int, int]]
 
-__all__ = ["NO_GATE", "native_gate", "scan_copy", "scan_rows"]
+__all__ = ["NO_GATE", "native_gate", "scan_copy", "scan_mysql_rows", "scan_rows"]
 
 try:
     from wardgate import _rowscan
@@ -39,6 +40,9 @@ if os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0"):
 
 scan_rows: Final[ScanRows | None] = _rowscan.scan_rows if _rowscan is not None else None
 scan_copy: Final[ScanCopy | None] = _rowscan.scan_copy if _rowscan is not None else None
+scan_mysql_rows: Final[ScanMySqlRows | None] = (
+    _rowscan.scan_mysql_rows if _rowscan is not None else None
+)
 
 
 class _NoGate:

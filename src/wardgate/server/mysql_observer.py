@@ -41,6 +41,7 @@ from wardgate.proto.mysql.messages import parse_text_row
 from wardgate.recording.events import verdict_payload
 
 if TYPE_CHECKING:
+    from wardgate._rowscan import Gate
     from wardgate.recording.writer import ResultCapture, SessionRecorder
     from wardgate.server.mysql_masking import MySqlMaskPlan, MySqlRowMasker
     from wardgate.server.mysql_relay import PreparedStatement
@@ -252,6 +253,29 @@ class MySqlObserver:
         if owner is not None:
             owner.rows += 1
         return out
+
+    def row_walk(self) -> tuple[bool, Gate | None]:
+        """May a compiled walk take the next rows without ``on_row``, and with which gate?
+        Yes once the recording capture is full (or there is none) and masking has nothing
+        to do or a compiled whole-row gate (the rows it cannot rule out go to ``on_row``)."""
+        cap = self._capture
+        if cap is not None and not cap.truncated:
+            return False, None
+        plan = self._plan
+        if plan is None:
+            return True, None
+        gate = plan.gate
+        return gate is not None, gate
+
+    def rows_passed(self, rows: int, nbytes: int) -> None:
+        """``rows`` rows (``nbytes`` of payload) went out as ``row_walk`` allowed."""
+        cap = self._capture
+        if cap is not None:
+            cap.total_rows += rows
+            cap.total_bytes += nbytes
+        owner = self._owner
+        if owner is not None:
+            owner.rows += rows
 
     def on_result_end(self, kind: ResponseKind) -> None:
         self._end_capture()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from wardgate.core.errors import AuthenticationError, ProtocolViolationError, WardgateError
+from wardgate.masking.native import scan_mysql_rows as _scan_mysql_rows
 from wardgate.pipeline.hooks import ApprovalOutcome, StatementGate, StatementPath, Verdict
 from wardgate.proto.mysql import (
     ColumnDefinition,
@@ -61,6 +62,7 @@ from wardgate.server.relay_side import RelaySide
 from wardgate.sql.classes import Classification, StatementClass
 
 if TYPE_CHECKING:
+    from wardgate._rowscan import Gate
     from wardgate.server.live import LiveSession
 
 log = logging.getLogger("wardgate.mysql")
@@ -155,6 +157,12 @@ class ResultObserver(Protocol):
     def on_row(self, payload: memoryview, binary: bool) -> bytes | None: ...
 
     def on_result_end(self, kind: ResponseKind) -> None: ...
+
+    # Once a result's columns are announced: may a compiled walk take its rows without
+    # ``on_row`` (and with which whole-row masking gate)? ``rows_passed`` counts them.
+    def row_walk(self) -> tuple[bool, Gate | None]: ...
+
+    def rows_passed(self, rows: int, nbytes: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -700,6 +708,13 @@ class MySqlRelay:
         framer = self.sframer
         boundary = framer.buffered == 0
         framer.feed(data)
+        if _scan_mysql_rows is not None and self._swallow is None:
+            walked = self._walk_rows()
+            if walked is not None:
+                # Rows nobody needs to see one by one went out as they came; the rest
+                # of the chunk (end of rows, a row the gate could not rule out) follows.
+                self.client.write(walked)
+                boundary = False
         try:
             packets = framer.drain()
         except ProtocolViolationError as e:
@@ -708,7 +723,12 @@ class MySqlRelay:
         if not packets:
             return
         feed = self.tracker.feed
-        plain = self.observer is None and self._swallow is None
+        observer = self.observer
+        plain = observer is None and self._swallow is None
+        # Rows the observer need not see one by one (``row_walk``) are only counted:
+        # ``run`` rows of ``run_bytes``, reported before the next packet it does see.
+        walk, gate = self._rows_unobserved()
+        run = run_bytes = 0
         segments: list[bytes | memoryview] | None = None
         start = 0
         for i, p in enumerate(packets):
@@ -727,8 +747,17 @@ class MySqlRelay:
                 else:
                     self._upstream_violation(str(e))
                 return
-            if kind is _ROW and plain:
-                continue
+            if kind is _ROW:
+                if plain:
+                    continue
+                if walk and (gate is None or not gate.may_contain(p.payload)):
+                    run += 1
+                    run_bytes += len(p.payload)
+                    continue
+            if run:
+                assert observer is not None
+                observer.rows_passed(run, run_bytes)
+                run = run_bytes = 0
             try:
                 extra = self._server_packet(p, kind)
             except Exception as e:
@@ -739,6 +768,7 @@ class MySqlRelay:
                 sent.extend(q.wire for q in packets[start:i])
                 self._inspection_failed(sent, p, e)
                 return
+            walk, gate = self._rows_unobserved()
             if extra is None:
                 continue
             # This packet is dropped or replaced, or something follows it.
@@ -748,6 +778,9 @@ class MySqlRelay:
             segments.extend(extra)
             start = i + 1
             plain = self.observer is None and self._swallow is None
+        if run:
+            assert observer is not None
+            observer.rows_passed(run, run_bytes)
         if segments is None:
             rest = framer.buffered
             if boundary:
@@ -761,6 +794,50 @@ class MySqlRelay:
         if self._stall == "idle" and self.tracker.idle and not self._injections:
             self._stall = None
             self._process_client()
+
+    def _rows_unobserved(self) -> tuple[bool, Gate | None]:
+        """(True, gate) while the rows of the current result need not go to ``on_row``:
+        the observer's capture is full and masking, if any, rules a row out with ``gate``
+        (a row the gate cannot rule out still goes to ``on_row``)."""
+        observer = self.observer
+        if observer is None or self._swallow is not None or not self._columns_announced:
+            return False, None
+        return observer.row_walk()
+
+    def _walk_rows(self) -> memoryview | None:
+        """The compiled walk over a streaming result's row packets (``_rowscan``): takes
+        every complete row packet at the front of the buffer that the tracker would call
+        ROW and that neither masking (its whole-row gate rules the row out) nor recording
+        (the capture is full) needs to see; returns their bytes to forward, or None."""
+        seq = self.tracker.row_run_seq()
+        if seq < 0:
+            return None
+        gate: Gate | None = None
+        observer = self.observer
+        if observer is not None:
+            if not self._columns_announced:
+                return None  # the first row announces the columns (Python path)
+            ok, gate = observer.row_walk()
+            if not ok:
+                return None
+        scan = _scan_mysql_rows
+        assert scan is not None
+        found: list[tuple[int, int, int]] = []
+        cap = self.sframer.max_payload
+
+        def walk(buf: bytes, pos: int, end: int) -> int:
+            new_pos, rows, nbytes, next_seq = scan(buf, pos, end, cap, seq, gate)
+            found.append((rows, nbytes, next_seq))
+            return new_pos
+
+        span = self.sframer.take_run(walk)
+        if span is None:
+            return None
+        rows, nbytes, next_seq = found[0]
+        self.tracker.rows_walked(rows, next_seq)
+        if observer is not None:
+            observer.rows_passed(rows, nbytes)
+        return span
 
     def _server_packet(self, p: Packet, kind: ResponseKind) -> list[bytes | memoryview] | None:
         """The slow path. None: forward ``p`` as it is; else what to send in its place."""

@@ -356,10 +356,50 @@ def encode_column_count(count: int) -> bytes:
 
 def parse_text_row(payload: Buffer, column_count: int) -> list[bytes | None]:
     """A text-protocol row: one length-encoded string per column, 0xFB for NULL."""
+    values = _split_text_row(payload, column_count)
+    if values is not None:
+        return values
+    # Something is off: the reader says exactly what (and where).
     r = PayloadReader(payload, "text row")
     values = [r.lenenc_bytes_or_null("column value") for _ in range(column_count)]
     r.expect_end()
     return values
+
+
+def _split_text_row(payload: Buffer, column_count: int) -> list[bytes | None] | None:
+    """``parse_text_row`` for a well-formed row in one loop (recording decodes up to
+    ``max_result_rows`` rows per result with it); None for anything malformed."""
+    data = payload if type(payload) is bytes else bytes(payload)
+    size = len(data)
+    out: list[bytes | None] = []
+    pos = 0
+    for _ in range(column_count):
+        if pos >= size:
+            return None
+        n = data[pos]
+        if n < 0xFB:
+            pos += 1
+        elif n == 0xFB:
+            out.append(None)
+            pos += 1
+            continue
+        elif n == 0xFC and pos + 3 <= size:
+            n = data[pos + 1] | data[pos + 2] << 8
+            pos += 3
+        elif n == 0xFD and pos + 4 <= size:
+            n = data[pos + 1] | data[pos + 2] << 8 | data[pos + 3] << 16
+            pos += 4
+        elif n == 0xFE and pos + 9 <= size:
+            n = int.from_bytes(data[pos + 1 : pos + 9], "little")
+            pos += 9
+        else:
+            return None
+        end = pos + n
+        if end > size:
+            return None
+        out.append(data[pos:end])
+        pos = end
+    return out if pos == size else None
 
 
 def encode_text_row(values: Sequence[Buffer | None]) -> bytes:

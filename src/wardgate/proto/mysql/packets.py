@@ -20,6 +20,7 @@ back instead of misparsing it as a packet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from wardgate.core.errors import ProtocolViolationError
@@ -198,6 +199,24 @@ class PacketFramer:
         while (packet := self.next_packet()) is not None:
             append(packet)
         return out
+
+    def take_run(self, walk: Callable[[bytes, int, int], int]) -> memoryview | None:
+        """Let ``walk(buf, pos, end) -> new_pos`` consume whole packets from the front of
+        what is buffered (a compiled walk over result rows); returns their wire bytes, or
+        None when it took nothing. ``walk`` must stop on a packet boundary."""
+        if self._broken is not None:
+            return None
+        if self._pending:
+            self._buf = self._buf[self._pos :] + b"".join(self._pending)
+            self._view = memoryview(self._buf)
+            self._pos, self._pending, self._pending_len = 0, [], 0
+        start = self._pos
+        end = walk(self._buf, start, len(self._buf))
+        if end <= start:
+            return None
+        self._pos = end
+        self._need = HEADER_SIZE
+        return self._view[start:end]
 
     def next_packet(self) -> Packet | None:
         """Frame the next complete logical packet, or return ``None`` if more bytes are needed."""

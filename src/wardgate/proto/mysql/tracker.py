@@ -232,6 +232,21 @@ class ResultSetTracker:
         """The sequence id the next packet of the current exchange must carry."""
         return self._seq
 
+    def row_run_seq(self) -> int:
+        """While a result's rows stream (COM_QUERY / COM_STMT_EXECUTE, not a cursor
+        fetch): the sequence id the next row packet must carry; else -1. What a compiled
+        walk over row packets starts from (``rows_walked`` reports back)."""
+        if self._state is _State.ROWS and self._queue:
+            return self._seq
+        return -1
+
+    def rows_walked(self, rows: int, next_seq: int) -> None:
+        """``rows`` row packets were taken outside ``feed`` (each one ``feed`` would have
+        classified ROW); ``next_seq`` is the id the packet after them must carry."""
+        self.completed_command = None
+        self.row_count += rows
+        self._seq = next_seq & 0xFF
+
     @property
     def current_command(self) -> int | None:
         return self._queue[0].command if self._queue else None
