@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -82,6 +83,13 @@ async def serve(cfg: GatewayConfig, *, reuse_port: bool = False, api: bool = Tru
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    # Everything built so far (config, policy, parsers, the API app) lives as long as the
+    # process: move it out of the cyclic collector's sight. Without this every full
+    # collection walks all of it, and a result's worth of new rows (recording captures
+    # up to max_result_rows per statement) triggers them: ~20 % of the CPU of a
+    # 2,000-row MySQL result went to the collector.
+    gc.collect()
+    gc.freeze()
     print("wardgate ready", flush=True)
     await stop.wait()
     log.info("shutting down")
