@@ -19,6 +19,9 @@
  *   scan_mysql_rows(data, pos, end, max_payload, seq, gate)
  *       The same for MySQL result-row packets (sequence ids checked, whole-row gate).
  *
+ *   pg_cells(msg, formats), mysql_text_cells(payload, ncols)
+ *       One row decoded as the recording's result capture keeps it, with its size.
+ *
  *   Gate(...)
  *       A compiled copy of ValueMasker.may_contain (wardgate/masking/engine.py): the same
  *       digit rules, signal bytes and trigger literals, evaluated on one value. Built from
@@ -667,11 +670,183 @@ static PyObject *scan_mysql_rows(PyObject *module, PyObject *args)
     return Py_BuildValue("(nnni)", pos, rows, nbytes, seq);
 }
 
+/* ------------------------------------------------------------------ captured cells */
+
+/* A value as the recording keeps it: text decoded as UTF-8 with U+FFFD for bad bytes
+ * (bytes.decode("utf-8", "replace")); adds its UTF-8 length to *size, as
+ * ResultCapture.add counts it. */
+static PyObject *text_cell(const uint8_t *p, Py_ssize_t n, Py_ssize_t *size)
+{
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)p, n, "replace");
+    if (s == NULL)
+        return NULL;
+    if (PyUnicode_IS_ASCII(s)) {
+        *size += PyUnicode_GET_LENGTH(s);
+    } else {
+        Py_ssize_t u;
+        if (PyUnicode_AsUTF8AndSize(s, &u) == NULL) {
+            Py_DECREF(s);
+            return NULL;
+        }
+        *size += u;
+    }
+    return s;
+}
+
+/* A binary-format value: "\x" + lowercase hex (pg_observer.decode_data_row). */
+static PyObject *hex_cell(const uint8_t *p, Py_ssize_t n, Py_ssize_t *size)
+{
+    static const char hexd[] = "0123456789abcdef";
+    PyObject *s = PyUnicode_New(2 + 2 * n, 127);
+    if (s == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(s);
+    out[0] = '\\';
+    out[1] = 'x';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[2 + 2 * i] = (Py_UCS1)hexd[p[i] >> 4];
+        out[3 + 2 * i] = (Py_UCS1)hexd[p[i] & 15];
+    }
+    *size += 2 + 2 * n;
+    return s;
+}
+
+static PyObject *cells_result(PyObject *cells, Py_ssize_t size)
+{
+    return Py_BuildValue("(Nn)", cells, size);
+}
+
+/* pg_cells(msg, formats) -> (cells, size) or None: a whole DataRow message decoded as
+ * pg_observer.decode_data_row does (text per format 0, "\x" hex per format 1), with the
+ * size ResultCapture.add would count; None when the row does not parse (the caller then
+ * takes the Python path, which reports it). */
+static PyObject *pg_cells(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    PyObject *formats;
+    if (!PyArg_ParseTuple(args, "y*O!:pg_cells", &data, &PyList_Type, &formats))
+        return NULL;
+    const uint8_t *buf = data.buf;
+    Py_ssize_t end = data.len, size = 0;
+    PyObject *cells = NULL;
+    if (end < 7)
+        goto malformed;
+    int ncols = (int16_t)(((uint16_t)buf[5] << 8) | buf[6]);
+    if (ncols < 0)
+        goto malformed;
+    cells = PyList_New(ncols);
+    if (cells == NULL)
+        goto error;
+    Py_ssize_t nfmt = PyList_GET_SIZE(formats), off = 7;
+    for (int i = 0; i < ncols; i++) {
+        if (end - off < 4)
+            goto malformed;
+        int32_t len = (int32_t)be32(buf + off);
+        off += 4;
+        PyObject *cell;
+        if (len < 0) {
+            cell = Py_NewRef(Py_None);
+        } else {
+            if (end - off < len)
+                goto malformed;
+            long fmt = 0;
+            if (i < nfmt) {
+                fmt = PyLong_AsLong(PyList_GET_ITEM(formats, i));
+                if (fmt == -1 && PyErr_Occurred())
+                    goto error;
+            }
+            cell = fmt == 1 ? hex_cell(buf + off, len, &size) : text_cell(buf + off, len, &size);
+            if (cell == NULL)
+                goto error;
+            off += len;
+        }
+        PyList_SET_ITEM(cells, i, cell);
+    }
+    PyBuffer_Release(&data);
+    return cells_result(cells, size);
+malformed:
+    Py_XDECREF(cells);
+    PyBuffer_Release(&data);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(cells);
+    PyBuffer_Release(&data);
+    return NULL;
+}
+
+/* mysql_text_cells(payload, ncols) -> (cells, size) or None: a text-protocol row (one
+ * length-encoded string per column, 0xFB for NULL) decoded as the MySQL observer keeps it,
+ * with ResultCapture's size; None when it does not parse exactly (messages.parse_text_row
+ * then says why). */
+static PyObject *mysql_text_cells(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t ncols;
+    if (!PyArg_ParseTuple(args, "y*n:mysql_text_cells", &data, &ncols))
+        return NULL;
+    const uint8_t *buf = data.buf;
+    Py_ssize_t end = data.len, pos = 0, size = 0;
+    PyObject *cells = NULL;
+    if (ncols < 0)
+        goto malformed;
+    cells = PyList_New(ncols);
+    if (cells == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        if (pos >= end)
+            goto malformed;
+        uint64_t n = buf[pos];
+        if (n < 0xFB) {
+            pos += 1;
+        } else if (n == 0xFB) {
+            PyList_SET_ITEM(cells, i, Py_NewRef(Py_None));
+            pos += 1;
+            continue;
+        } else if (n == 0xFC && end - pos >= 3) {
+            n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8;
+            pos += 3;
+        } else if (n == 0xFD && end - pos >= 4) {
+            n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8 | (uint64_t)buf[pos + 3] << 16;
+            pos += 4;
+        } else if (n == 0xFE && end - pos >= 9) {
+            n = 0;
+            for (int k = 8; k >= 1; k--)
+                n = n << 8 | buf[pos + k];
+            pos += 9;
+        } else {
+            goto malformed;
+        }
+        if (n > (uint64_t)(end - pos))
+            goto malformed;
+        PyObject *cell = text_cell(buf + pos, (Py_ssize_t)n, &size);
+        if (cell == NULL)
+            goto error;
+        PyList_SET_ITEM(cells, i, cell);
+        pos += (Py_ssize_t)n;
+    }
+    if (pos != end)
+        goto malformed;
+    PyBuffer_Release(&data);
+    return cells_result(cells, size);
+malformed:
+    Py_XDECREF(cells);
+    PyBuffer_Release(&data);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(cells);
+    PyBuffer_Release(&data);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"scan_rows", scan_rows, METH_VARARGS,
      "scan_rows(data, pos, end, max_message, gate) -> (pos, rows, payload_bytes)"},
     {"scan_copy", scan_copy, METH_VARARGS,
      "scan_copy(data, pos, end, max_message, gate, text_format) -> (pos, rows)"},
+    {"pg_cells", pg_cells, METH_VARARGS,
+     "pg_cells(msg, formats) -> (cells, size) | None: a DataRow as the recording keeps it"},
+    {"mysql_text_cells", mysql_text_cells, METH_VARARGS,
+     "mysql_text_cells(payload, ncols) -> (cells, size) | None: a MySQL text row, likewise"},
     {"scan_mysql_rows", scan_mysql_rows, METH_VARARGS,
      "scan_mysql_rows(data, pos, end, max_payload, seq, gate) -> (pos, rows, payload_bytes, seq)"},
     {NULL, NULL, 0, NULL},

@@ -458,3 +458,62 @@ def test_the_mysql_row_walk_refuses_bad_spans_and_gates() -> None:
         scan_mysql_rows(data, 0, len(data) + 1, 1 << 20, 3, None)
     with pytest.raises(TypeError):
         scan_mysql_rows(data, 0, len(data), 1 << 20, 3, object())  # type: ignore[arg-type]
+
+
+# ------------------------------------------------- rows as the recording captures them
+def capture_size(cells: list[str | None]) -> int:
+    """ResultCapture.add's size of a row."""
+    return sum(
+        len(v) if v.isascii() else len(v.encode("utf-8", "replace")) for v in cells if v is not None
+    )
+
+
+cell_bytes = st.one_of(
+    st.binary(max_size=20),
+    st.text(max_size=8).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"\xff\xfe", b"\xc3", b"\xe2\x82", b"caf\xc3\xa9", b"\xed\xa0\x80"]),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.none() | cell_bytes, max_size=6),
+    st.lists(st.sampled_from([0, 1]), max_size=7),
+    st.integers(0, 6),
+)
+def test_pg_cells_decode_as_the_python_capture_does(
+    values: list[bytes | None], formats: list[int], cut: int
+) -> None:
+    from wardgate.masking.native import pg_cells
+    from wardgate.server.pg_observer import decode_data_row
+
+    assert pg_cells is not None
+    msg = datarow(values)
+    assert pg_cells(msg, formats) == (
+        decode_data_row(msg, formats),
+        capture_size(decode_data_row(msg, formats)),
+    )
+    if cut and values:  # a row cut short: the Python decoder takes it (and reports it)
+        assert pg_cells(msg[: len(msg) - cut], formats) is None
+
+
+@settings(max_examples=300)
+@given(st.lists(st.none() | cell_bytes, min_size=1, max_size=6), st.binary(max_size=12))
+def test_mysql_text_cells_decode_as_the_python_capture_does(
+    values: list[bytes | None], garbage: bytes
+) -> None:
+    from wardgate.masking.native import mysql_text_cells
+    from wardgate.proto.mysql.messages import encode_text_row, parse_text_row
+
+    assert mysql_text_cells is not None
+    row = encode_text_row(values)
+    expected = [None if v is None else v.decode("utf-8", "replace") for v in values]
+    assert mysql_text_cells(row, len(values)) == (expected, capture_size(expected))
+    for bad in (row + b"x", row[:-1], garbage):
+        try:
+            parsed = parse_text_row(bad, len(values))
+        except Exception:
+            assert mysql_text_cells(bad, len(values)) is None
+        else:
+            cells = [None if v is None else v.decode("utf-8", "replace") for v in parsed]
+            assert mysql_text_cells(bad, len(values)) == (cells, capture_size(cells))

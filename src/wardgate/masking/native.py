@@ -27,8 +27,17 @@ if TYPE_CHECKING:
     ScanRows = Callable[[Buffer, int, int, int, "Gate | None"], tuple[int, int, int]]
     ScanCopy = Callable[[Buffer, int, int, int, "Gate", bool], tuple[int, int]]
     ScanMySqlRows = Callable[[Buffer, int, int, int, int, "Gate | None"], tuple[int, int, int, int]]
+    Cells = tuple[list[str | None], int]
 
-__all__ = ["NO_GATE", "native_gate", "scan_copy", "scan_mysql_rows", "scan_rows"]
+__all__ = [
+    "NO_GATE",
+    "mysql_text_cells",
+    "native_gate",
+    "pg_cells",
+    "scan_copy",
+    "scan_mysql_rows",
+    "scan_rows",
+]
 
 try:
     from wardgate import _rowscan
@@ -42,6 +51,14 @@ scan_rows: Final[ScanRows | None] = _rowscan.scan_rows if _rowscan is not None e
 scan_copy: Final[ScanCopy | None] = _rowscan.scan_copy if _rowscan is not None else None
 scan_mysql_rows: Final[ScanMySqlRows | None] = (
     _rowscan.scan_mysql_rows if _rowscan is not None else None
+)
+# A row decoded as the recording's result capture keeps it, with ResultCapture's size;
+# None from the call when the row does not parse (the Python decoder then reports it).
+pg_cells: Final[Callable[[Buffer, list[int]], Cells | None] | None] = (
+    _rowscan.pg_cells if _rowscan is not None else None
+)
+mysql_text_cells: Final[Callable[[Buffer, int], Cells | None] | None] = (
+    _rowscan.mysql_text_cells if _rowscan is not None else None
 )
 
 

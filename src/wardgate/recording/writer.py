@@ -207,12 +207,17 @@ class ResultCapture:
         for value in row:
             if value is not None:
                 size += len(value) if value.isascii() else len(value.encode("utf-8", "replace"))
+        self.add_sized(list(row), size)  # a copy: the caller may reuse its buffer
+
+    def add_sized(self, row: list[Cell], size: int) -> None:
+        """``add`` for a fresh list (kept as is) whose size (the UTF-8 bytes of its
+        values) the caller already knows: the compiled row decoders count it."""
         self.total_rows += 1
         self.total_bytes += size
         if self.truncated:
             return
         if len(self._rows) < self._max_rows and self._kept_bytes + size <= self._max_bytes:
-            self._rows.append(list(row))  # a copy: the caller may reuse its buffer
+            self._rows.append(row)
             self._kept_bytes += size
         else:
             self.truncated = True

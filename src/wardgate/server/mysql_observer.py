@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
+from wardgate.masking.native import mysql_text_cells as _mysql_text_cells
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.mysql import ColumnDefinition, ResponseKind, ResultSetTracker
 from wardgate.proto.mysql.binary import (
@@ -248,7 +249,16 @@ class MySqlObserver:
                 cap.total_rows += 1
                 cap.total_bytes += len(payload)
             else:
-                cap.add(self._decode(out if out is not None else payload))
+                row = out if out is not None else payload
+                cells = (
+                    _mysql_text_cells(row, len(self._columns))
+                    if _mysql_text_cells is not None and not self._binary
+                    else None
+                )
+                if cells is not None:
+                    cap.add_sized(*cells)
+                else:
+                    cap.add(self._decode(row))
         owner = self._owner
         if owner is not None:
             owner.rows += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from wardgate.masking.native import pg_cells as _pg_cells
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.pg import messages as m
 from wardgate.recording.events import verdict_payload
@@ -349,7 +350,12 @@ class PgObserver:
                     cap.total_rows += 1
                     cap.total_bytes += len(msg) - 7
                 else:
-                    cap.add(decode_data_row(out if out is not None else msg, self._formats))
+                    row = out if out is not None else msg
+                    cells = _pg_cells(row, self._formats) if _pg_cells is not None else None
+                    if cells is not None:
+                        cap.add_sized(*cells)
+                    else:
+                        cap.add(decode_data_row(row, self._formats))
                     if cap.truncated:
                         self._update_passthrough()
             head = self._head()
