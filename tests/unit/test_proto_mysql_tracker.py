@@ -369,3 +369,17 @@ def test_row_types_do_not_confuse_the_tracker() -> None:
 
 def test_value_type_helpers() -> None:
     assert ValueType.of_param(0x8008) == ValueType(FieldType.LONGLONG, unsigned=True)
+
+
+def test_repeated_column_definitions_are_parsed_once_and_never_confused() -> None:
+    """Column definitions are remembered by their bytes: a statement run again gets the
+    same (immutable) objects; any other bytes get their own parse."""
+    t = ResultSetTracker(DEPRECATE)
+    play(t, b"\x03SELECT 1, 'a'", [b"\x02", COL_1, COL_A, b"\x011\x01a", OK_FE_AUTOCOMMIT])
+    first = list(t.columns)
+    play(t, b"\x03SELECT 1, 'a'", [b"\x02", COL_1, COL_A, b"\x011\x01a", OK_FE_AUTOCOMMIT])
+    assert t.columns[0] is first[0] and t.columns[1] is first[1]
+    play(t, b"\x03SELECT 2, 'a'", [b"\x02", COL_2, COL_A, b"\x012\x01a", OK_FE_AUTOCOMMIT])
+    assert [c.name for c in t.columns] == ["2", "a"]
+    assert t.columns[0] == ColumnDefinition.parse(COL_2, DEPRECATE)
+    assert t.columns[1] is first[1]

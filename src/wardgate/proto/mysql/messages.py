@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from wardgate.core.errors import ProtocolViolationError
 
@@ -48,6 +49,17 @@ MAX_OK_FE_LENGTH = 0xFFFFFF
 # -- generic responses ----------------------------------------------------------------------
 
 
+# Plain ints for the per-packet paths: ``int & IntFlag`` goes through IntFlag.__rand__,
+# which builds a flag object every time.
+_DEPRECATE_EOF: Final = int(Capability.DEPRECATE_EOF)
+_PROTOCOL_41: Final = int(Capability.PROTOCOL_41)
+_TRANSACTIONS: Final = int(Capability.TRANSACTIONS)
+_SESSION_TRACK: Final = int(Capability.SESSION_TRACK)
+_EXTENDED_METADATA: Final = int(Capability.MARIADB_EXTENDED_METADATA)
+_SESSION_STATE_CHANGED: Final = int(ServerStatus.SESSION_STATE_CHANGED)
+_MORE_RESULTS_EXISTS: Final = int(ServerStatus.MORE_RESULTS_EXISTS)
+
+
 @dataclass(frozen=True, slots=True)
 class OkPacket:
     """``OK_Packet`` (header 0x00, or 0xFE where it replaces EOF under DEPRECATE_EOF)."""
@@ -62,7 +74,7 @@ class OkPacket:
 
     @property
     def more_results(self) -> bool:
-        return bool(self.status_flags & ServerStatus.MORE_RESULTS_EXISTS)
+        return bool(self.status_flags & _MORE_RESULTS_EXISTS)
 
     @classmethod
     def parse(cls, payload: Buffer, capabilities: int) -> OkPacket:
@@ -73,17 +85,17 @@ class OkPacket:
         affected = r.lenenc_int("affected rows")
         insert_id = r.lenenc_int("last insert id")
         status = warnings = 0
-        if capabilities & Capability.PROTOCOL_41:
+        if capabilities & _PROTOCOL_41:
             status = r.u16("status flags")
             warnings = r.u16("warnings")
-        elif capabilities & Capability.TRANSACTIONS:
+        elif capabilities & _TRANSACTIONS:
             status = r.u16("status flags")
         info = b""
         state: bytes | None = None
-        if capabilities & Capability.SESSION_TRACK:
+        if capabilities & _SESSION_TRACK:
             if not r.at_end:
                 info = r.lenenc_bytes("info")
-            if status & ServerStatus.SESSION_STATE_CHANGED and not r.at_end:
+            if status & _SESSION_STATE_CHANGED and not r.at_end:
                 state = r.lenenc_bytes("session state info")
         else:
             info = r.rest()
@@ -184,7 +196,7 @@ class EofPacket:
 
     @property
     def more_results(self) -> bool:
-        return bool(self.status_flags & ServerStatus.MORE_RESULTS_EXISTS)
+        return bool(self.status_flags & _MORE_RESULTS_EXISTS)
 
     @classmethod
     def parse(cls, payload: Buffer) -> EofPacket:
@@ -212,7 +224,7 @@ def is_end_of_rows(payload: Buffer, capabilities: int) -> bool:
     """True if a packet in the row stream ends it (EOF, or OK-with-0xFE under DEPRECATE_EOF)."""
     if not len(payload) or payload[0] != EOF_HEADER:
         return False
-    if capabilities & Capability.DEPRECATE_EOF:
+    if capabilities & _DEPRECATE_EOF:
         return len(payload) < MAX_OK_FE_LENGTH
     return len(payload) < MAX_EOF_LENGTH
 
@@ -273,7 +285,7 @@ class ColumnDefinition:
         name = text("name")
         org_name = text("org_name")
         extended: dict[int, bytes] = {}
-        if capabilities & Capability.MARIADB_EXTENDED_METADATA:
+        if capabilities & _EXTENDED_METADATA:
             block = PayloadReader(r.lenenc_bytes("extended type info"), "extended type info")
             while not block.at_end:
                 kind = block.u8("extended info kind")
@@ -318,7 +330,7 @@ class ColumnDefinition:
             text(self.name),
             text(self.org_name),
         ]
-        if capabilities & Capability.MARIADB_EXTENDED_METADATA:
+        if capabilities & _EXTENDED_METADATA:
             block = b"".join(bytes((k,)) + lenenc_bytes(v) for k, v in self.extended.items())
             out.append(lenenc_bytes(block))
         out.append(

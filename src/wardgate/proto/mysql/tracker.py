@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, auto
+from typing import Final
 
 from wardgate.core.errors import ProtocolViolationError
 
@@ -84,6 +85,14 @@ class ResponseKind(Enum):
     STATISTICS = auto()
     AUTH_SWITCH = auto()  # COM_CHANGE_USER: the server waits for the client's answer
     AUTH_MORE_DATA = auto()
+
+
+# Plain ints for the per-packet paths: ``int & IntFlag`` goes through IntFlag.__rand__,
+# which builds a flag object every time.
+_DEPRECATE_EOF: Final = int(Capability.DEPRECATE_EOF)
+_LAST_ROW_SENT: Final = int(ServerStatus.LAST_ROW_SENT)
+_CURSOR_EXISTS: Final = int(ServerStatus.CURSOR_EXISTS)
+_MORE_RESULTS_EXISTS: Final = int(ServerStatus.MORE_RESULTS_EXISTS)
 
 
 class _State(Enum):
@@ -189,6 +198,9 @@ class ResultSetTracker:
     _remaining: int = field(default=0, init=False)
     _binary: bool = field(default=False, init=False)
     _cursor_columns: dict[int, list[ColumnDefinition]] = field(default_factory=dict, init=False)
+    _column_cache: dict[bytes, ColumnDefinition] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         unsupported = self.capabilities & (
@@ -344,6 +356,19 @@ class ResultSetTracker:
         elif not len(packet.payload):  # an empty packet ends the file
             self._state = _State.RESULT
 
+    def _column(self, payload: memoryview | bytes) -> ColumnDefinition:
+        """A column definition, remembered by its bytes: a statement run again gets the
+        same ones, and parsing them was a large part of a small query's cost. (The parsed
+        definition is immutable and shared.)"""
+        key = bytes(payload)
+        col = self._column_cache.get(key)
+        if col is None:
+            col = ColumnDefinition.parse(key, self.capabilities)
+            if len(self._column_cache) >= 1024:
+                self._column_cache.clear()
+            self._column_cache[key] = col
+        return col
+
     def feed(self, packet: Packet) -> ResponseKind:
         """Classify one server packet and advance; raises on packets the grammar forbids."""
         self.completed_command = None
@@ -375,16 +400,16 @@ class ResultSetTracker:
                 status = self._end_status(p)
                 head = self._queue[0]
                 if state is _State.FETCH_ROWS:
-                    if status & ServerStatus.LAST_ROW_SENT and head.statement_id is not None:
+                    if status & _LAST_ROW_SENT and head.statement_id is not None:
                         self._cursor_columns.pop(head.statement_id, None)
                     self._finish()
                     return ResponseKind.END_OF_ROWS
-                if status & ServerStatus.CURSOR_EXISTS and self._binary and not self.row_count:
+                if status & _CURSOR_EXISTS and self._binary and not self.row_count:
                     # Under DEPRECATE_EOF a cursor-opening execute ends its metadata with
                     # an OK-0xFE carrying CURSOR_EXISTS; the rows come with COM_STMT_FETCH.
                     self._open_cursor()
                     return ResponseKind.END_OF_METADATA
-                if status & ServerStatus.MORE_RESULTS_EXISTS:
+                if status & _MORE_RESULTS_EXISTS:
                     self._state = _State.RESULT
                 else:
                     self._finish()
@@ -413,19 +438,19 @@ class ResultSetTracker:
             return ResponseKind.COLUMN_COUNT
 
         if state is _State.COLUMNS:
-            self.columns.append(ColumnDefinition.parse(p, self.capabilities))
+            self.columns.append(self._column(p))
             self._remaining -= 1
             if not self._remaining:
                 self._state = (
                     _State.ROWS
-                    if self.capabilities & Capability.DEPRECATE_EOF
+                    if self.capabilities & _DEPRECATE_EOF
                     else _State.COLUMNS_EOF
                 )
             return ResponseKind.COLUMN_DEFINITION
 
         if state is _State.COLUMNS_EOF:
             eof = self._eof(p)
-            if eof.status_flags & ServerStatus.CURSOR_EXISTS and self._binary:
+            if eof.status_flags & _CURSOR_EXISTS and self._binary:
                 self._open_cursor()
             else:
                 self._state = _State.ROWS
@@ -443,10 +468,10 @@ class ResultSetTracker:
             return ResponseKind.PREPARE_OK
 
         if state is _State.PREPARE_PARAMS:
-            self.params.append(ColumnDefinition.parse(p, self.capabilities))
+            self.params.append(self._column(p))
             self._remaining -= 1
             if not self._remaining:
-                if self.capabilities & Capability.DEPRECATE_EOF:
+                if self.capabilities & _DEPRECATE_EOF:
                     self._prepare_columns_or_finish()
                 else:
                     self._state = _State.PREPARE_PARAMS_EOF
@@ -458,10 +483,10 @@ class ResultSetTracker:
             return ResponseKind.END_OF_METADATA
 
         if state is _State.PREPARE_COLUMNS:
-            self.columns.append(ColumnDefinition.parse(p, self.capabilities))
+            self.columns.append(self._column(p))
             self._remaining -= 1
             if not self._remaining:
-                if self.capabilities & Capability.DEPRECATE_EOF:
+                if self.capabilities & _DEPRECATE_EOF:
                     self._finish()
                 else:
                     self._state = _State.PREPARE_COLUMNS_EOF
@@ -479,7 +504,7 @@ class ResultSetTracker:
                 self._end_status(p)
                 self._finish()
                 return ResponseKind.END_OF_ROWS
-            self.columns.append(ColumnDefinition.parse(p, self.capabilities))
+            self.columns.append(self._column(p))
             return ResponseKind.COLUMN_DEFINITION
 
         if state is _State.SIMPLE:
@@ -565,6 +590,6 @@ class ResultSetTracker:
 
     def _end_status(self, p: memoryview) -> int:
         """Status of a 0xFE packet ending a list: EOF (5 bytes) or, under DEPRECATE_EOF, OK."""
-        if len(p) == EOF_PACKET_LENGTH or not self.capabilities & Capability.DEPRECATE_EOF:
+        if len(p) == EOF_PACKET_LENGTH or not self.capabilities & _DEPRECATE_EOF:
             return self._eof(p).status_flags
         return self._ok(p).status_flags
