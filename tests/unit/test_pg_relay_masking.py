@@ -136,3 +136,31 @@ def test_a_remembered_plan_is_only_reused_for_the_same_description_and_formats()
     assert masker.plan(jsonb, [0]).actions == text_plan.actions  # type: ignore[attr-defined]
     ints = [ColumnDesc("doc", 0, 0, 23, 0)]  # same name, another description: nothing to mask
     assert masker.plan(ints, [0]) is None
+
+
+def test_remembered_descriptions_keep_each_result_its_own_plan() -> None:
+    """The observer remembers RowDescriptions by their bytes and masking remembers plans
+    by the description object: results of two statements, alternating, must each be
+    masked by their own columns (a text column is scanned, an int4 column is not)."""
+    relay, client, _upstream, _gate = make()
+    relay.observer = PgObserver(None, PgRowMasker(POLICY, {}))
+
+    def col(name: str, type_oid: int, size: int) -> bytes:
+        return name.encode() + b"\x00" + struct.pack("!IhIhih", 0, 0, type_oid, size, -1, 0)
+
+    text_desc = m.message(b"T", struct.pack("!h", 1) + col("note", 25, -1))
+    int_desc = m.message(b"T", struct.pack("!h", 1) + col("note", 23, 4))
+    email = b"jane.doe@example.com"
+    digits = b"4111111111111111"
+    for _ in range(3):
+        for desc, value in ((text_desc, email), (int_desc, digits)):
+            client.chunks.clear()
+            relay.client_data(m.message(b"Q", b"select note from t\x00"))
+            relay.upstream_data(
+                desc + datarow([value]) + m.message(b"C", b"SELECT 1\x00") + READY
+            )
+            out = client.data
+            if desc is text_desc:
+                assert email not in out and b"email" in out  # masked
+            else:
+                assert digits in out  # an int4 column holds no card to mask

@@ -234,6 +234,7 @@ class PgObserver:
         self.copy_gate: tuple[Gate, bool] | None = None  # the same for COPY TO STDOUT rows
         self._capture_owner: _Pending | None = None
         self._finished: list[_Pending] = []  # finished, not yet recorded: flush_finished
+        self._descs: dict[bytes, list[ColumnDesc]] = {}  # RowDescription bytes -> columns
 
     # ------------------------------------------------------------------ client side
     def statement_judged(self, kind: str, name: str, sql: str, verdict: Verdict) -> None:
@@ -363,7 +364,15 @@ class PgObserver:
                 head.rows += 1
             return out
         if kind == 84:  # 'T' RowDescription
-            cols = parse_row_description(msg)
+            cols = self._descs.get(msg)
+            if cols is None:
+                # A statement run again (libpq describes the portal on every execution)
+                # gets the same list back: parsed once, and masking's plan for it is
+                # remembered by its identity (PgRowMasker.plan). Never mutated.
+                cols = parse_row_description(msg)
+                if len(self._descs) >= 256:
+                    self._descs.clear()
+                self._descs[msg] = cols
             head = self._head()
             if head is not None and head.kind == "describe":
                 tgt = head.describe_target
