@@ -541,6 +541,26 @@ static int span_ok(Py_buffer *data, Py_ssize_t pos, Py_ssize_t end, const char *
     return 1;
 }
 
+/* `gate_obj` as a ready Gate, or NULL for None; 0 (data released) on a wrong type. */
+static int optional_gate(PyObject *gate_obj, Py_buffer *data, const char *fn,
+                         const GateObject **out)
+{
+    *out = NULL;
+    if (gate_obj == Py_None)
+        return 1;
+    if (!PyObject_TypeCheck(gate_obj, &GateType)) {
+        PyBuffer_Release(data);
+        PyErr_Format(PyExc_TypeError, "%s: gate must be a Gate or None", fn);
+        return 0;
+    }
+    if (!gate_ready((GateObject *)gate_obj)) {
+        PyBuffer_Release(data);
+        return 0;
+    }
+    *out = (const GateObject *)gate_obj;
+    return 1;
+}
+
 static PyObject *scan_rows(PyObject *module, PyObject *args)
 {
     Py_buffer data;
@@ -548,19 +568,9 @@ static PyObject *scan_rows(PyObject *module, PyObject *args)
     PyObject *gate_obj;
     if (!PyArg_ParseTuple(args, "y*nnnO:scan_rows", &data, &pos, &end, &max_message, &gate_obj))
         return NULL;
-    const GateObject *gate = NULL;
-    if (gate_obj != Py_None) {
-        if (!PyObject_TypeCheck(gate_obj, &GateType)) {
-            PyBuffer_Release(&data);
-            PyErr_SetString(PyExc_TypeError, "scan_rows: gate must be a Gate or None");
-            return NULL;
-        }
-        gate = (const GateObject *)gate_obj;
-        if (!gate_ready((GateObject *)gate)) {
-            PyBuffer_Release(&data);
-            return NULL;
-        }
-    }
+    const GateObject *gate;
+    if (!optional_gate(gate_obj, &data, "scan_rows", &gate))
+        return NULL;
     if (!span_ok(&data, pos, end, "scan_rows"))
         return NULL;
     const uint8_t *buf = data.buf;
@@ -632,19 +642,9 @@ static PyObject *scan_mysql_rows(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*nnniO:scan_mysql_rows", &data, &pos, &end, &max_payload,
                           &seq, &gate_obj))
         return NULL;
-    const GateObject *gate = NULL;
-    if (gate_obj != Py_None) {
-        if (!PyObject_TypeCheck(gate_obj, &GateType)) {
-            PyBuffer_Release(&data);
-            PyErr_SetString(PyExc_TypeError, "scan_mysql_rows: gate must be a Gate or None");
-            return NULL;
-        }
-        gate = (const GateObject *)gate_obj;
-        if (!gate_ready((GateObject *)gate)) {
-            PyBuffer_Release(&data);
-            return NULL;
-        }
-    }
+    const GateObject *gate;
+    if (!optional_gate(gate_obj, &data, "scan_mysql_rows", &gate))
+        return NULL;
     if (!span_ok(&data, pos, end, "scan_mysql_rows"))
         return NULL;
     const uint8_t *buf = data.buf;
