@@ -1,6 +1,6 @@
 """wardgate vs pgbouncer vs direct PostgreSQL (and vs direct MariaDB), measured in one run.
 
-    .venv/bin/python bench/run.py            # full: 3 interleaved rounds, ~17 minutes
+    .venv/bin/python bench/run.py            # full: 3 interleaved rounds, ~16 minutes (927-934 s in the last runs)
     .venv/bin/python bench/run.py --quick    # 1 round, short runs, under two minutes
 
 Starts what it needs: a scale-10 pgbench database (``wardgate_bench``, created and
