@@ -815,25 +815,16 @@ class MySqlRelay:
         gate: Gate | None = None
         observer = self.observer
         if observer is not None:
-            if not self._columns_announced:
-                return None  # the first row announces the columns (Python path)
-            ok, gate = observer.row_walk()
+            ok, gate = self._rows_unobserved()  # (the first row announces the columns)
             if not ok:
                 return None
         scan = _scan_mysql_rows
         assert scan is not None
-        found: list[tuple[int, int, int]] = []
         cap = self.sframer.max_payload
-
-        def walk(buf: bytes, pos: int, end: int) -> int:
-            new_pos, rows, nbytes, next_seq = scan(buf, pos, end, cap, seq, gate)
-            found.append((rows, nbytes, next_seq))
-            return new_pos
-
-        span = self.sframer.take_run(walk)
-        if span is None:
+        taken = self.sframer.take_run(lambda buf, pos, end: scan(buf, pos, end, cap, seq, gate))
+        if taken is None:
             return None
-        rows, nbytes, next_seq = found[0]
+        span, (_, rows, nbytes, next_seq) = taken
         self.tracker.rows_walked(rows, next_seq)
         if observer is not None:
             observer.rows_passed(rows, nbytes)

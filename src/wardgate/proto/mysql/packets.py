@@ -200,10 +200,13 @@ class PacketFramer:
             append(packet)
         return out
 
-    def take_run(self, walk: Callable[[bytes, int, int], int]) -> memoryview | None:
-        """Let ``walk(buf, pos, end) -> new_pos`` consume whole packets from the front of
-        what is buffered (a compiled walk over result rows); returns their wire bytes, or
-        None when it took nothing. ``walk`` must stop on a packet boundary."""
+    def take_run(
+        self, walk: Callable[[bytes, int, int], tuple[int, ...]]
+    ) -> tuple[memoryview, tuple[int, ...]] | None:
+        """Let ``walk(buf, pos, end) -> (new_pos, ...)`` consume whole packets from the
+        front of what is buffered (a compiled walk over result rows); returns their wire
+        bytes and what ``walk`` returned, or None when it took nothing. ``walk`` must stop
+        on a packet boundary."""
         if self._broken is not None:
             return None
         if self._pending:
@@ -211,12 +214,13 @@ class PacketFramer:
             self._view = memoryview(self._buf)
             self._pos, self._pending, self._pending_len = 0, [], 0
         start = self._pos
-        end = walk(self._buf, start, len(self._buf))
+        result = walk(self._buf, start, len(self._buf))
+        end = result[0]
         if end <= start:
             return None
         self._pos = end
         self._need = HEADER_SIZE
-        return self._view[start:end]
+        return self._view[start:end], result
 
     def next_packet(self) -> Packet | None:
         """Frame the next complete logical packet, or return ``None`` if more bytes are needed."""
