@@ -711,9 +711,17 @@ static PyObject *hex_cell(const uint8_t *p, Py_ssize_t n, Py_ssize_t *size)
     return s;
 }
 
-static PyObject *cells_result(PyObject *cells, Py_ssize_t size)
+/* The end of a cell decoder: releases `data`; outcome 1 returns (cells, size), 0 (a row
+ * that does not parse) None, -1 the error already set. */
+static PyObject *cells_done(PyObject *cells, Py_ssize_t size, Py_buffer *data, int outcome)
 {
-    return Py_BuildValue("(Nn)", cells, size);
+    PyBuffer_Release(data);
+    if (outcome > 0)
+        return Py_BuildValue("(Nn)", cells, size);
+    Py_XDECREF(cells);
+    if (outcome < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 /* pg_cells(msg, formats) -> (cells, size) or None: a whole DataRow message decoded as
@@ -762,16 +770,11 @@ static PyObject *pg_cells(PyObject *module, PyObject *args)
         }
         PyList_SET_ITEM(cells, i, cell);
     }
-    PyBuffer_Release(&data);
-    return cells_result(cells, size);
+    return cells_done(cells, size, &data, 1);
 malformed:
-    Py_XDECREF(cells);
-    PyBuffer_Release(&data);
-    Py_RETURN_NONE;
+    return cells_done(cells, size, &data, 0);
 error:
-    Py_XDECREF(cells);
-    PyBuffer_Release(&data);
-    return NULL;
+    return cells_done(cells, size, &data, -1);
 }
 
 /* mysql_text_cells(payload, ncols) -> (cells, size) or None: a text-protocol row (one
@@ -826,16 +829,11 @@ static PyObject *mysql_text_cells(PyObject *module, PyObject *args)
     }
     if (pos != end)
         goto malformed;
-    PyBuffer_Release(&data);
-    return cells_result(cells, size);
+    return cells_done(cells, size, &data, 1);
 malformed:
-    Py_XDECREF(cells);
-    PyBuffer_Release(&data);
-    Py_RETURN_NONE;
+    return cells_done(cells, size, &data, 0);
 error:
-    Py_XDECREF(cells);
-    PyBuffer_Release(&data);
-    return NULL;
+    return cells_done(cells, size, &data, -1);
 }
 
 static PyMethodDef module_methods[] = {
