@@ -15,10 +15,12 @@ from wardgate.recording.events import (
     FORMAT_VERSION,
     SessionMeta,
     canonical_json,
+    decision_payload,
     envelope_bytes,
     format_ts,
     result_payload,
     statement_payload,
+    verdict_payload,
 )
 from wardgate.recording.writer import chain_event
 
@@ -190,3 +192,46 @@ def test_session_start_records_identity_and_how_it_was_proven(
         "postgresql",
         "node-a",
     )
+
+
+def test_verdict_payload_of_a_gate_verdict_is_built_once_and_numbered_per_statement() -> None:
+    from wardgate.pipeline.hooks import Verdict
+
+    def fresh(n: int, v: Verdict) -> dict[str, object]:
+        return decision_payload(
+            n,
+            v.kind,
+            rule=v.rule or None,
+            reason=v.reason or None,
+            classes=v.classes,
+            approvers=v.approvers,
+        )
+
+    read = Verdict("allow", rule="dba-full", reason="role allows", classes=("read", "ddl"))
+    other = Verdict("review", rule="", reason="", classes=("write",), approvers=("b", "a"))
+    first = verdict_payload(1, read)
+    assert first == fresh(1, read)
+    assert first["classes"] == ["ddl", "read"]
+    # the same object again: the remembered payload, with this statement's number
+    assert verdict_payload(7, read) == fresh(7, read)
+    assert first["n"] == 1  # an earlier payload is not renumbered
+    # an equal but distinct object, and a different verdict, are not confused with it
+    twin = Verdict("allow", rule="dba-full", reason="role allows", classes=("read", "ddl"))
+    assert verdict_payload(2, twin) == fresh(2, twin)
+    assert verdict_payload(3, other) == fresh(3, other)
+    assert verdict_payload(3, other)["rule"] is None
+    assert verdict_payload(4, read) == fresh(4, read)
+
+
+def test_verdict_payload_of_any_other_object_is_read_every_time() -> None:
+    class Mutable:  # a VerdictLike that is not a gate verdict may change between calls
+        kind = "deny"
+        rule = "r1"
+        reason = "because"
+        classes: tuple[str, ...] = ("write",)
+        approvers: tuple[str, ...] = ()
+
+    v = Mutable()
+    assert verdict_payload(1, v)["rule"] == "r1"
+    v.rule = "r2"
+    assert verdict_payload(2, v)["rule"] == "r2"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal, Protocol
 
 from wardgate.core.model import Principal
+from wardgate.pipeline.hooks import Verdict as GateVerdict
 
 FORMAT_VERSION: Final = 1
 
@@ -253,7 +254,23 @@ class VerdictLike(Protocol):
 
 
 def verdict_payload(n: int, v: VerdictLike) -> Payload:
-    """``decision_payload`` of a verdict; an empty rule or reason is recorded as null."""
+    """``decision_payload`` of a verdict; an empty rule or reason is recorded as null.
+
+    Every allowed statement's event embeds one, and a session's verdicts are the few
+    objects its gate keeps per decision, so the payload of a gate verdict (immutable) is
+    built once per object and only ``n`` is filled in per statement.
+    """
+    if type(v) is not GateVerdict:
+        return _verdict_payload(n, v)
+    found = _verdict_bases.get(id(v))
+    if found is None or found[0] is not v:
+        if len(_verdict_bases) >= 256:
+            _verdict_bases.clear()
+        found = _verdict_bases[id(v)] = (v, _verdict_payload(0, v))
+    return {**found[1], "n": int(n)}
+
+
+def _verdict_payload(n: int, v: VerdictLike) -> Payload:
     return decision_payload(
         n,
         v.kind,
@@ -262,6 +279,10 @@ def verdict_payload(n: int, v: VerdictLike) -> Payload:
         classes=v.classes,
         approvers=v.approvers,
     )
+
+
+# id(verdict) -> (the verdict, which keeps its id from being reused; its payload)
+_verdict_bases: dict[int, tuple[VerdictLike, Payload]] = {}
 
 
 def approval_payload(
