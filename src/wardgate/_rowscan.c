@@ -836,6 +836,114 @@ error:
     return cells_done(cells, size, &data, -1);
 }
 
+/* ------------------------------------------------------------------ Bind */
+
+static inline int16_t be16s(const uint8_t *p)
+{
+    return (int16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+
+/* A NUL-terminated name at buf[*pos..end) decoded strictly as UTF-8; NULL without an error
+ * set when there is no NUL or the bytes are not UTF-8 (the Python parser then raises). */
+static PyObject *bind_name(const uint8_t *buf, Py_ssize_t *pos, Py_ssize_t end)
+{
+    const uint8_t *nul = memchr(buf + *pos, 0, (size_t)(end - *pos));
+    if (nul == NULL)
+        return NULL;
+    Py_ssize_t n = nul - (buf + *pos);
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)buf + *pos, n, NULL);
+    if (s == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return NULL;
+        PyErr_Clear();
+        return NULL;
+    }
+    *pos += n + 1;
+    return s;
+}
+
+/* pg_bind(msg) -> (portal, statement, params, result_formats, any_binary) or None: a whole
+ * Bind message as pg_observer._parse_bind reads it, except that a binary-format parameter
+ * comes back as its bytes (any_binary says there is one) for the caller to render by type.
+ * None for anything irregular -- a missing NUL, a name that is not UTF-8, a negative count,
+ * a value past the end, a truncated header: the Python parser then runs and decides. */
+static PyObject *pg_bind(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*:pg_bind", &data))
+        return NULL;
+    const uint8_t *buf = data.buf;
+    Py_ssize_t end = data.len, pos = 5;
+    PyObject *portal = NULL, *stmt = NULL, *params = NULL, *rfmts = NULL, *out = NULL;
+    int any_binary = 0;
+    if (end < 5)
+        goto done;
+    if ((portal = bind_name(buf, &pos, end)) == NULL || (stmt = bind_name(buf, &pos, end)) == NULL)
+        goto done;
+    if (end - pos < 2)
+        goto done;
+    int nfmt = be16s(buf + pos);
+    pos += 2;
+    if (nfmt < 0 || end - pos < 2 * (Py_ssize_t)nfmt + 2)
+        goto done;
+    const uint8_t *pfmts = buf + pos;
+    pos += 2 * (Py_ssize_t)nfmt;
+    int nparams = be16s(buf + pos);
+    pos += 2;
+    if (nparams < 0)
+        goto done;
+    if ((params = PyList_New(nparams)) == NULL)
+        goto done;
+    for (int i = 0; i < nparams; i++) {
+        if (end - pos < 4)
+            goto done;
+        int32_t len = (int32_t)be32(buf + pos);
+        pos += 4;
+        PyObject *v;
+        if (len < 0) {
+            v = Py_NewRef(Py_None);
+        } else {
+            if (end - pos < len)
+                goto done;
+            int fmt = nfmt == 1 ? be16s(pfmts) : (i < nfmt ? be16s(pfmts + 2 * i) : 0);
+            if (fmt == 1) {
+                v = PyBytes_FromStringAndSize((const char *)buf + pos, len);
+                any_binary = 1;
+            } else {
+                v = PyUnicode_DecodeUTF8((const char *)buf + pos, len, "replace");
+            }
+            if (v == NULL)
+                goto done;
+            pos += len;
+        }
+        PyList_SET_ITEM(params, i, v);
+    }
+    if (end - pos < 2)
+        goto done;
+    int nres = be16s(buf + pos);
+    pos += 2;
+    if (nres < 0 || end - pos < 2 * (Py_ssize_t)nres)
+        goto done;
+    if ((rfmts = PyList_New(nres)) == NULL)
+        goto done;
+    for (int i = 0; i < nres; i++) {
+        PyObject *f = PyLong_FromLong(be16s(buf + pos + 2 * i));
+        if (f == NULL)
+            goto done;
+        PyList_SET_ITEM(rfmts, i, f);
+    }
+    out = Py_BuildValue("(OOOOO)", portal, stmt, params, rfmts, any_binary ? Py_True : Py_False);
+done:
+    PyBuffer_Release(&data);
+    Py_XDECREF(portal);
+    Py_XDECREF(stmt);
+    Py_XDECREF(params);
+    Py_XDECREF(rfmts);
+    if (out == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"scan_rows", scan_rows, METH_VARARGS,
      "scan_rows(data, pos, end, max_message, gate) -> (pos, rows, payload_bytes)"},
@@ -845,6 +953,8 @@ static PyMethodDef module_methods[] = {
      "pg_cells(msg, formats) -> (cells, size) | None: a DataRow as the recording keeps it"},
     {"mysql_text_cells", mysql_text_cells, METH_VARARGS,
      "mysql_text_cells(payload, ncols) -> (cells, size) | None: a MySQL text row, likewise"},
+    {"pg_bind", pg_bind, METH_VARARGS,
+     "pg_bind(msg) -> (portal, statement, params, result_formats, any_binary) | None"},
     {"scan_mysql_rows", scan_mysql_rows, METH_VARARGS,
      "scan_mysql_rows(data, pos, end, max_payload, seq, gate) -> (pos, rows, payload_bytes, seq)"},
     {NULL, NULL, 0, NULL},

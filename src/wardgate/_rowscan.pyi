@@ -28,3 +28,6 @@ def pg_cells(msg: Buffer, formats: list[int], /) -> tuple[list[str | None], int]
 def mysql_text_cells(
     payload: Buffer, ncols: int, /
 ) -> tuple[list[str | None], int] | None: ...
+def pg_bind(
+    msg: Buffer, /
+) -> tuple[str, str, list[str | bytes | None], list[int], bool] | None: ...

@@ -517,3 +517,83 @@ def test_mysql_text_cells_decode_as_the_python_capture_does(
         else:
             cells = [None if v is None else v.decode("utf-8", "replace") for v in parsed]
             assert mysql_text_cells(bad, len(values)) == (cells, capture_size(cells))
+
+
+def bind_message(
+    portal: bytes, stmt: bytes, pfmts: list[int], values: list[bytes | None], rfmts: list[int]
+) -> bytes:
+    body = portal + b"\x00" + stmt + b"\x00" + struct.pack(f"!h{len(pfmts)}h", len(pfmts), *pfmts)
+    body += struct.pack("!h", len(values))
+    for v in values:
+        body += struct.pack("!i", -1) if v is None else struct.pack("!i", len(v)) + v
+    body += struct.pack(f"!h{len(rfmts)}h", len(rfmts), *rfmts)
+    return b"B" + struct.pack("!i", len(body) + 4) + body
+
+
+name_bytes = st.sampled_from([b"", b"P0_1", b"caf\xc3\xa9", b"\xff", b"\xed\xa0\x80"])
+TYPES = [23, 20, 16, 25, 701, 1043, 0]
+
+
+@settings(max_examples=400)
+@given(
+    name_bytes,
+    name_bytes,
+    st.lists(st.sampled_from([0, 1, 2, -1]), max_size=4),
+    st.lists(st.none() | cell_bytes, max_size=5),
+    st.lists(st.sampled_from([0, 1]), max_size=3),
+    st.integers(-8, 8),
+    st.binary(max_size=6),
+)
+def test_pg_bind_reads_a_bind_as_the_python_parser_does(
+    portal: bytes,
+    stmt: bytes,
+    pfmts: list[int],
+    values: list[bytes | None],
+    rfmts: list[int],
+    cut: int,
+    tail: bytes,
+) -> None:
+    """Whatever the compiled reader accepts it reads exactly as ``_parse_bind`` (binary
+    parameters rendered by their types); whatever it declines, the Python parser gets."""
+    from wardgate.masking.native import pg_bind
+    from wardgate.server.pg_observer import _parse_bind, parse_bind
+
+    assert pg_bind is not None
+    whole = bind_message(portal, stmt, pfmts, values, rfmts)
+    msg = whole[:cut] if cut < 0 else whole + tail[:cut]
+    types = TYPES[: len(values)]
+    asked: list[str] = []
+
+    def types_of(name: str) -> list[int]:
+        asked.append(name)
+        return types
+
+    try:
+        expected = _parse_bind(msg, types)
+    except Exception as e:  # the reference refuses it: so must parse_bind, the same way
+        with pytest.raises(type(e)):
+            parse_bind(msg, types_of)
+        assert pg_bind(msg) is None
+        return
+    assert parse_bind(msg, types_of) == expected
+    if msg == whole and portal != b"\xff" and stmt not in (b"\xff", b"\xed\xa0\x80"):
+        got = pg_bind(msg)
+        assert got is not None  # a well-formed Bind is read in C
+        binary = got[4]
+        assert binary == any(isinstance(v, bytes) for v in got[2])
+        assert asked == ([stmt.decode()] if binary else [])
+
+
+def test_pg_bind_declines_what_the_python_parser_reads_differently() -> None:
+    from wardgate.masking.native import pg_bind
+
+    assert pg_bind is not None
+    ok = bind_message(b"", b"s", [0], [b"42"], [1])
+    assert pg_bind(ok) == ("", "s", ["42"], [1], False)
+    # a value longer than the message: Python slices it short; C leaves it to Python
+    assert pg_bind(bind_message(b"", b"s", [0], [b"42"], [])[:-3]) is None
+    assert pg_bind(b"B\x00\x00\x00\x04") is None  # no names
+    negative = b"B\x00\x00\x00\x0a\x00s\x00\xff\xff\x00\x00"
+    assert pg_bind(negative) is None  # a negative format count
+    with pytest.raises(TypeError):
+        pg_bind("not bytes")  # type: ignore[arg-type]

@@ -28,11 +28,13 @@ if TYPE_CHECKING:
     ScanCopy = Callable[[Buffer, int, int, int, "Gate", bool], tuple[int, int]]
     ScanMySqlRows = Callable[[Buffer, int, int, int, int, "Gate | None"], tuple[int, int, int, int]]
     Cells = tuple[list[str | None], int]
+    Bind = tuple[str, str, list[str | bytes | None], list[int], bool]
 
 __all__ = [
     "NO_GATE",
     "mysql_text_cells",
     "native_gate",
+    "pg_bind",
     "pg_cells",
     "scan_copy",
     "scan_mysql_rows",
@@ -59,6 +61,11 @@ pg_cells: Final[Callable[[Buffer, list[int]], Cells | None] | None] = (
 )
 mysql_text_cells: Final[Callable[[Buffer, int], Cells | None] | None] = (
     _rowscan.mysql_text_cells if _rowscan is not None else None
+)
+# A Bind message read for the recording (pg_observer.parse_bind); None from the call for
+# anything irregular (the Python parser then runs).
+pg_bind: Final[Callable[[Buffer], Bind | None] | None] = (
+    _rowscan.pg_bind if _rowscan is not None else None
 )
 
 

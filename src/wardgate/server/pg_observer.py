@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from wardgate.masking.native import pg_bind as _pg_bind
 from wardgate.masking.native import pg_cells as _pg_cells
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.pg import messages as m
@@ -158,6 +159,26 @@ def _parse_bind(
     return portal, stmt, params, rfmts
 
 
+def parse_bind(
+    msg: bytes, types_of: Callable[[str], list[int] | None]
+) -> tuple[str, str, list[str | None], list[int]]:
+    """``_parse_bind`` of a Bind message, by the compiled reader when it can (``types_of``
+    gives a statement's parameter types; it is asked only for binary parameters)."""
+    if _pg_bind is not None:
+        got = _pg_bind(msg)
+        if got is not None:
+            portal, stmt, values, rfmts, any_binary = got
+            if any_binary:
+                types = types_of(stmt)
+                for i, v in enumerate(values):
+                    if isinstance(v, bytes):
+                        oid = types[i] if types is not None and i < len(types) else 0
+                        values[i] = _binary_param(v, oid)
+            return portal, stmt, values, rfmts  # type: ignore[return-value]
+    end = msg.index(b"\x00", 5)
+    return _parse_bind(msg, types_of(msg[end + 1 : msg.index(b"\x00", end + 1)].decode()))
+
+
 @dataclass(slots=True)
 class _Statement:
     sql: str
@@ -278,11 +299,8 @@ class PgObserver:
 
     def client_message(self, kind: int, msg: bytes) -> None:
         if kind == 66:  # 'B' Bind
-            end = msg.index(b"\x00", 5)
-            stmt_name = msg[end + 1 : msg.index(b"\x00", end + 1)].decode()
+            portal_name, stmt_name, params, formats = parse_bind(msg, self._param_types)
             stmt = self.statements.get(stmt_name)
-            types = stmt.param_types if stmt is not None else None
-            portal_name, stmt_name, params, formats = _parse_bind(msg, types)
             if stmt is not None:
                 self.portals[portal_name] = _Portal(stmt, params, formats, None)
         elif kind == 69:  # 'E' Execute
@@ -326,6 +344,10 @@ class PgObserver:
                 self.statements.pop(name, None)
             else:
                 self.portals.pop(name, None)
+
+    def _param_types(self, stmt_name: str) -> list[int] | None:
+        stmt = self.statements.get(stmt_name)
+        return stmt.param_types if stmt is not None else None
 
     # ------------------------------------------------------------------ server side
     def _head(self) -> _Pending | None:
