@@ -16,8 +16,8 @@ import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -201,7 +201,7 @@ class _Pending:
     sql: str = ""
     path: StatementPath = "simple"
     n: int = 0
-    params: list[str | None] = field(default_factory=list)
+    params: Sequence[str | None] = ()
     portal: _Portal | None = None
     describe_target: _Statement | _Portal | None = None
     # Set (``_started``) only on entries that are recorded as statements.
@@ -212,8 +212,13 @@ class _Pending:
     done: bool = False
     # An allowed statement's decision and results ride inside its statement event.
     decision: Verdict | None = None
-    results: list[dict[str, object]] = field(default_factory=list)
+    results: list[dict[str, object]] | None = None
     duration_us: int = 0
+
+
+# Every Sync's entry: it only marks where the server's ReadyForQuery ends a batch, and is
+# never changed, so one object serves them all.
+_SYNC = _Pending("sync")
 
 
 def _started(p: _Pending) -> _Pending:
@@ -336,7 +341,7 @@ class PgObserver:
             )
             self.fifo.append(_Pending("describe", describe_target=target))
         elif kind == 83:  # 'S' Sync
-            self.fifo.append(_Pending("sync"))
+            self.fifo.append(_SYNC)
         elif kind == 67:  # 'C' Close
             which = msg[5:6]
             name = msg[6:-1].decode()
@@ -518,9 +523,13 @@ class PgObserver:
         self._update_passthrough()
 
     def _end_result(self) -> None:
+        if self._cols is None:  # no result (_start_result sets _cols with all the rest)
+            return
         if self._capture is not None:
             owner = self._capture_owner
             if owner is not None and not owner.done:
+                if owner.results is None:
+                    owner.results = []
                 owner.results.append(self._capture.payload())
             else:
                 self._capture.finish()
@@ -615,5 +624,5 @@ class PgObserver:
                 error_sqlstate=p.error[0] if p.error else None,
                 error_message=p.error[1] if p.error else None,
                 decision=verdict_payload(p.n, p.decision) if p.decision is not None else None,
-                results=p.results,
+                results=p.results or (),
             )
