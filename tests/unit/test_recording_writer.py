@@ -678,3 +678,80 @@ async def test_recover_all_nodes_interrupts_other_nodes_sessions(
     assert await other.recover() == []
     assert [r.session_id for r in await other.recover(all_nodes=True)] == ["ses_1"]
     assert Verifier(rec_engine, rec_ring).verify_all().ok
+
+
+def test_the_sqlite_fast_path_stores_timestamps_as_sqlalchemy_would(tmp_path: Path) -> None:
+    """Events inserted through the driver (``_insert_events``) hold the same DATETIME text
+    as SQLAlchemy's own insert with ``UTCDateTime`` stores, for aware, other-zone and naive
+    times, and read back as the same instants."""
+    from datetime import timedelta, timezone
+
+    from sqlalchemy import insert
+
+    from wardgate.recording.store import EventOp, _insert_events
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ts.db'}")
+    Base.metadata.create_all(engine, tables=RECORDING_TABLES)
+    times = [
+        datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 11, 26, 1, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+        datetime(1999, 1, 2, 3, 4, 5),  # naive: UTC
+        datetime(987, 6, 5, 4, 3, 2, 1, tzinfo=UTC),
+    ]
+    with engine.begin() as conn:
+        for sid in ("fast", "slow"):
+            conn.execute(
+                insert(SESSIONS).values(
+                    id=sid,
+                    node="n",
+                    status="open",
+                    started_at=times[0],
+                    principal="p",
+                    target="t",
+                    protocol="postgres",
+                    last_seq=0,
+                    head_hash="0" * 64,
+                    signature="s",
+                    key_id="k",
+                )
+            )
+        _insert_events(
+            conn,
+            [
+                EventOp("fast", i + 1, ts, "gap", "{}", "0" * 64, "1" * 64, 2)
+                for i, ts in enumerate(times)
+            ],
+        )
+        conn.execute(
+            insert(EVENTS),
+            [
+                {
+                    "session_id": "slow",
+                    "seq": i + 1,
+                    "ts": ts,
+                    "type": "gap",
+                    "payload": "{}",
+                    "prev_hash": "0" * 64,
+                    "hash": "1" * 64,
+                }
+                for i, ts in enumerate(times)
+            ],
+        )
+        raw = {
+            sid: [
+                t
+                for (t,) in conn.execute(
+                    text("SELECT ts FROM rec_events WHERE session_id = :s ORDER BY seq"), {"s": sid}
+                )
+            ]
+            for sid in ("fast", "slow")
+        }
+        back = [
+            t
+            for (t,) in conn.execute(
+                select(EVENTS.c.ts).where(EVENTS.c.session_id == "fast").order_by(EVENTS.c.seq)
+            )
+        ]
+    assert raw["fast"] == raw["slow"]
+    assert raw["fast"][1] == "2026-11-25 23:00:00.000005"
+    assert back == [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]

@@ -278,7 +278,7 @@ def _sqlite_insert_events(n: int) -> str:
     )
 
 
-def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _insert_events(conn: Connection, rows: list[EventOp]) -> None:
     """One executemany through the driver.
 
     SQLAlchemy's per-row parameter processing (compiled-statement params, the DATETIME
@@ -298,33 +298,39 @@ def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
             params: list[Any] = []
             for r in chunk:
                 params += (
-                    r["session_id"],
-                    r["seq"],
-                    _sqlite_ts(r["ts"]),
-                    r["type"],
-                    r["payload"],
-                    r["prev_hash"],
-                    r["hash"],
+                    r.session_id,
+                    r.seq,
+                    _sqlite_ts(r.ts),
+                    r.type,
+                    r.payload,
+                    r.prev_hash,
+                    r.hash,
                 )
             conn.exec_driver_sql(_sqlite_insert_events(len(chunk)), tuple(params))
     elif name == "postgresql" and conn.dialect.driver == "psycopg":
         conn.exec_driver_sql(
             _INSERT_EVENTS.format("%s"),
             [
-                (
-                    r["session_id"],
-                    r["seq"],
-                    _utc(r["ts"]),
-                    r["type"],
-                    r["payload"],
-                    r["prev_hash"],
-                    r["hash"],
-                )
+                (r.session_id, r.seq, _utc(r.ts), r.type, r.payload, r.prev_hash, r.hash)
                 for r in rows
             ],
         )
     else:
-        conn.execute(insert(EVENTS), rows)
+        conn.execute(
+            insert(EVENTS),
+            [
+                {
+                    "session_id": r.session_id,
+                    "seq": r.seq,
+                    "ts": r.ts,
+                    "type": r.type,
+                    "payload": r.payload,
+                    "prev_hash": r.prev_hash,
+                    "hash": r.hash,
+                }
+                for r in rows
+            ],
+        )
 
 
 def _utc(ts: datetime) -> datetime:
@@ -333,12 +339,11 @@ def _utc(ts: datetime) -> datetime:
 
 
 def _sqlite_ts(ts: datetime) -> str:
-    """SQLAlchemy's SQLite DATETIME storage format of the UTC time (as UTCDateTime binds)."""
-    ts = _utc(ts)
-    return (
-        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} "
-        f"{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}.{ts.microsecond:06d}"
-    )
+    """SQLAlchemy's SQLite DATETIME storage format of the UTC time (as UTCDateTime binds):
+    ``YYYY-MM-DD HH:MM:SS.ffffff``, the first 26 characters of the UTC ``isoformat``."""
+    if ts.tzinfo is not UTC:
+        ts = _utc(ts)
+    return ts.isoformat(" ", "microseconds")[:26]
 
 
 def write_batch(
@@ -355,22 +360,12 @@ def write_batch(
 
         # Final head per session in this batch (idempotent even when events are skipped).
         heads: dict[str, tuple[int, str]] = {}
-        event_rows: list[dict[str, Any]] = []
+        event_rows: list[EventOp] = []
         for op in ops:
             if isinstance(op, EventOp):
                 heads[op.session_id] = (op.seq, op.hash)
                 if op.seq > max_seq.get(op.session_id, 0):
-                    event_rows.append(
-                        {
-                            "session_id": op.session_id,
-                            "seq": op.seq,
-                            "ts": op.ts,
-                            "type": op.type,
-                            "payload": op.payload,
-                            "prev_hash": op.prev_hash,
-                            "hash": op.hash,
-                        }
-                    )
+                    event_rows.append(op)
 
         opens = [op for op in ops if isinstance(op, OpenOp) and op.session_id not in existing]
         seals = [op for op in ops if isinstance(op, SealOp) and op.session_id not in sealed]
