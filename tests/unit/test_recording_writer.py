@@ -755,3 +755,36 @@ def test_the_sqlite_fast_path_stores_timestamps_as_sqlalchemy_would(tmp_path: Pa
     assert raw["fast"] == raw["slow"]
     assert raw["fast"][1] == "2026-11-25 23:00:00.000005"
     assert back == [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]
+
+
+def test_a_capture_hands_over_plain_rows_that_later_adds_cannot_change(
+    rec_engine: Engine, rec_key: SigningKey
+) -> None:
+    """The capture's payload takes its rows uncopied, so what goes in must already be
+    plain ``str`` (a subclass could serialise differently, or decline the compiled
+    chain) and what the caller does afterwards must not reach it."""
+    from wardgate.recording.events import result_payload
+
+    class Tagged(str):
+        pass
+
+    rec = Recorder(rec_engine, rec_key, RecordingConfig(max_result_rows=5))
+    s = rec.open_session(meta("ses_own"))
+    cap = s.capture(1, [Tagged("id"), "v"])
+    buffer: list[str | None] = [Tagged("1"), None]
+    cap.add(buffer)
+    buffer[0] = "changed"
+    cap.add_sized(["2", "é"], 3)
+    payload = cap.payload()
+    assert payload == result_payload(
+        1,
+        columns=["id", "v"],
+        rows=[["1", None], ["2", "é"]],
+        truncated=False,
+        total_rows=2,
+        total_bytes=4,
+    )
+    cells = [c for row in payload["rows"] for c in row] + payload["columns"]
+    assert all(c is None or type(c) is str for c in cells)
+    cap.add_sized(["3", "x"], 2)  # too late: the payload already left
+    assert payload["rows"] == [["1", None], ["2", "é"]]

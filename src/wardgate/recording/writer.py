@@ -192,7 +192,7 @@ class ResultCapture:
     ) -> None:
         self._session = session
         self._n = n
-        self._columns = list(columns)
+        self._columns = [str(c) for c in columns]
         self._max_rows = max_rows
         self._max_bytes = max_bytes
         self._rows: list[list[Cell]] = []
@@ -204,14 +204,20 @@ class ResultCapture:
 
     def add(self, row: Sequence[Cell]) -> None:
         size = 0
+        cells: list[Cell] = []  # a copy of plain str: the caller may reuse its buffer
         for value in row:
-            if value is not None:
-                size += len(value) if value.isascii() else len(value.encode("utf-8", "replace"))
-        self.add_sized(list(row), size)  # a copy: the caller may reuse its buffer
+            if value is None:
+                cells.append(None)
+                continue
+            value = str(value)
+            size += len(value) if value.isascii() else len(value.encode("utf-8", "replace"))
+            cells.append(value)
+        self.add_sized(cells, size)
 
     def add_sized(self, row: list[Cell], size: int) -> None:
-        """``add`` for a fresh list (kept as is) whose size (the UTF-8 bytes of its
-        values) the caller already knows: the compiled row decoders count it."""
+        """``add`` for a fresh list of plain ``str`` and None, kept as is (it goes into the
+        payload uncopied), whose size (the UTF-8 bytes of its values) the caller already
+        knows: the compiled row decoders make such lists and count it."""
         self.total_rows += 1
         self.total_bytes += size
         if self.truncated:
@@ -232,13 +238,15 @@ class ResultCapture:
         """The result as a payload, for embedding in its ``statement`` event instead of a
         separate ``result`` event (see ``SessionRecorder.statement``); ends the capture."""
         self._done = True
+        rows, self._rows = self._rows, []  # handed over: nothing added later can reach it
         return result_payload(
             self._n,
             columns=self._columns,
-            rows=self._rows,
+            rows=rows,
             truncated=self.truncated,
             total_rows=self.total_rows,
             total_bytes=self.total_bytes,
+            owned=True,
         )
 
 
