@@ -209,9 +209,9 @@ class ResultCapture:
             if value is None:
                 cells.append(None)
                 continue
-            value = str(value)
-            size += len(value) if value.isascii() else len(value.encode("utf-8", "replace"))
-            cells.append(value)
+            text = str(value)
+            size += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+            cells.append(text)
         self.add_sized(cells, size)
 
     def add_sized(self, row: list[Cell], size: int) -> None:
