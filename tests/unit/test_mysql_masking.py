@@ -37,12 +37,34 @@ def text_row(values: list[bytes | None]) -> bytes:
 
 
 def plans() -> tuple[MySqlMaskPlan, MySqlMaskPlan]:
-    masker = MySqlRowMasker(POLICY)
-    native = masker.plan(COLUMNS, binary=False)
-    pure = masker.plan(COLUMNS, binary=False)
-    assert native is not None and pure is not None
+    # Two maskers: one masker hands the same columns the same (remembered) plan.
+    native = MySqlRowMasker(POLICY).plan(COLUMNS, binary=False)
+    pure = MySqlRowMasker(POLICY).plan(COLUMNS, binary=False)
+    assert native is not None and pure is not None and native is not pure
     pure.gate = None
+    assert native.gate is not None
     return native, pure
+
+
+def test_a_result_with_the_same_columns_reuses_its_plan() -> None:
+    masker = MySqlRowMasker(POLICY)
+    first = masker.plan(COLUMNS, binary=False)
+    assert first is not None
+    assert masker.plan(list(COLUMNS), binary=False) is first  # same objects, new list
+    assert masker.plan(COLUMNS, binary=True) is not first  # another protocol
+    # Equal but distinct definitions (not from the tracker's cache) get a plan made anew,
+    # and a different layout gets its own.
+    twins = [
+        ColumnDefinition(
+            c.name, c.type, schema=c.schema, org_table=c.org_table, org_name=c.org_name
+        )
+        for c in COLUMNS
+    ]
+    again = masker.plan(twins, binary=False)
+    assert again is not None and again is not first
+    assert masker.plan(COLUMNS[:1], binary=False) is None  # an int column holds nothing
+    ssn = [ColumnDefinition("x", FieldType.VAR_STRING, schema="s", org_table="t", org_name="ssn")]
+    assert masker.plan(ssn, binary=False) is not None
 
 
 NOTES = st.one_of(

@@ -33,6 +33,7 @@ __all__ = ["MySqlMaskPlan", "MySqlRowMasker", "mysql_type_name"]
 
 #: Payloads at or above this size travel as several physical packets.
 _MAX_PHYSICAL: Final = 0xFFFFFF
+_UNSIGNED: Final = int(ColumnFlag.UNSIGNED)  # int & IntFlag would build a flag object
 _NULL: Final = 0xFB
 
 _TYPE_NAMES: dict[int, str] = {
@@ -130,7 +131,7 @@ class MySqlMaskPlan:
         self.binary = binary
         self.ncols = len(columns)
         self.types = tuple(c.type for c in columns)
-        self.unsigned = tuple(bool(c.flags & ColumnFlag.UNSIGNED) for c in columns)
+        self.unsigned = tuple(bool(c.flags & _UNSIGNED) for c in columns)
         actions = plan.actions
         # Scanned binary integers hold no ASCII digits: the whole-row gate cannot see them.
         self.ints = binary and any(
@@ -147,11 +148,28 @@ class MySqlRowMasker:
 
     def __init__(self, policy: MaskingPolicy) -> None:
         self.policy = policy
+        # The last result's columns, protocol and plan. The tracker hands out one
+        # (immutable) ColumnDefinition per distinct definition, so a statement run again
+        # brings the very same objects, and its plan is the one already made.
+        self._last: tuple[tuple[ColumnDefinition, ...], bool, MySqlMaskPlan | None] | None = None
 
     def plan(self, columns: Sequence[ColumnDefinition], binary: bool) -> MySqlMaskPlan | None:
         """The plan for a result with ``columns``; None when no column can hold anything."""
         if not columns:
             return None
+        last = self._last
+        if (
+            last is not None
+            and last[1] == binary
+            and len(last[0]) == len(columns)
+            and all(a is b for a, b in zip(last[0], columns, strict=True))
+        ):
+            return last[2]
+        plan = self._plan(columns, binary)
+        self._last = (tuple(columns), binary, plan)
+        return plan
+
+    def _plan(self, columns: Sequence[ColumnDefinition], binary: bool) -> MySqlMaskPlan | None:
         policy = self.policy
         infos: list[ColumnInfo] = []
         for c in columns:

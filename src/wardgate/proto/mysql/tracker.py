@@ -203,6 +203,9 @@ class ResultSetTracker:
     )
 
     def __post_init__(self) -> None:
+        # A plain int: every ``capabilities & X`` on an IntFlag builds a flag object, and
+        # the hot path tests it per packet.
+        self.capabilities = int(self.capabilities)
         unsupported = self.capabilities & (
             Capability.MARIADB_CACHE_METADATA
             | Capability.OPTIONAL_RESULTSET_METADATA
