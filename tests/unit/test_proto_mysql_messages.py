@@ -121,6 +121,25 @@ def test_eof_and_end_of_rows_detection() -> None:
     assert not is_end_of_rows(b"\xfe" + b"x" * 0xFFFFFF, Capability.DEPRECATE_EOF)
 
 
+@given(st.binary(min_size=5, max_size=5), st.sampled_from([bytes, bytearray, memoryview]))
+def test_eof_packets_read_alike_from_memory_and_afresh(raw: bytes, kind: type) -> None:
+    """The 5-byte EOF packets a session has seen are remembered; a remembered one is the
+    packet a fresh read gives, and anything not starting 0xFE is still refused."""
+    from wardgate.proto.mysql import messages
+
+    messages._EOFS.clear()
+    payload = kind(raw)
+    if raw[0] != 0xFE:
+        with pytest.raises(ProtocolViolationError):
+            EofPacket.parse(payload)
+        assert not messages._EOFS
+        return
+    fresh = EofPacket.parse(payload)
+    assert fresh == EofPacket(int.from_bytes(raw[1:3], "little"), int.from_bytes(raw[3:], "little"))
+    assert EofPacket.parse(kind(raw)) is fresh  # remembered
+    assert EofPacket.parse(raw[:1]) == EofPacket(0, 0)  # pre-4.1, not from memory
+
+
 def test_column_definitions_from_mariadb() -> None:
     one = ColumnDefinition.parse(COLDEF_1)
     assert (one.name, one.type, one.character_set, one.column_length) == ("1", 3, 63, 1)
@@ -345,8 +364,15 @@ def test_column_definition_round_trip(
 ) -> None:
     caps = Capability.MARIADB_EXTENDED_METADATA
     col = ColumnDefinition(
-        name=name, type=col_type, table=table, org_table=table, org_name=name,
-        character_set=charset, column_length=length, flags=flags, decimals=decimals,
+        name=name,
+        type=col_type,
+        table=table,
+        org_table=table,
+        org_name=name,
+        character_set=charset,
+        column_length=length,
+        flags=flags,
+        decimals=decimals,
         extended=extended,
     )
     assert ColumnDefinition.parse(col.encode(caps), caps) == col

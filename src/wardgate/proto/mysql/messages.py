@@ -183,6 +183,10 @@ class ProgressReport:
         )
 
 
+# The 5-byte EOF packets parsed so far (EofPacket.parse).
+_EOFS: dict[bytes, EofPacket] = {}
+
+
 def is_progress_report(payload: Buffer) -> bool:
     return len(payload) >= 3 and payload[0] == ERR_HEADER and payload[1] == payload[2] == 0xFF
 
@@ -200,6 +204,19 @@ class EofPacket:
 
     @classmethod
     def parse(cls, payload: Buffer) -> EofPacket:
+        if len(payload) == 5:  # header, warnings, status flags
+            # Every result set ends its columns and its rows with one; a session sees a
+            # handful of distinct ones, and they are immutable.
+            key = bytes(payload)
+            eof = _EOFS.get(key)
+            if eof is not None:
+                return eof
+            if key[0] == EOF_HEADER:
+                eof = cls(key[1] | key[2] << 8, key[3] | key[4] << 8)
+                if len(_EOFS) >= 256:
+                    _EOFS.clear()
+                _EOFS[key] = eof
+                return eof
         r = PayloadReader(payload, "EOF packet")
         if r.u8("header") != EOF_HEADER:
             raise ProtocolViolationError("EOF packet must start with 0xFE")
