@@ -88,7 +88,7 @@ def test_a_statement_event_and_escapes_byte_for_byte() -> None:
     }
     got = native()(payload, "ses_1", 7, TS, "statement", FORMAT_VERSION, "00" * 32)
     assert got == python_chain(payload, "ses_1", 7, TS, "statement", "00" * 32)
-    assert '\\u0001' in got[0] and "\x7f" in got[0] and "🐘" in got[0]
+    assert "\\u0001" in got[0] and "\x7f" in got[0] and "🐘" in got[0]
 
 
 class Level(IntEnum):
@@ -160,3 +160,28 @@ def test_the_pure_python_switch_turns_the_extension_off() -> None:
         check=False,
     )
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@settings(max_examples=200)
+@given(
+    keys=st.lists(texts, min_size=1, max_size=20, unique=True),
+    order=st.randoms(use_true_random=False),
+)
+def test_remembered_key_orders_follow_the_key_objects_and_their_insertion_order(
+    keys: list[str], order: Any
+) -> None:
+    """The compiled encoder remembers the sorted order of a small dict by its key objects
+    in insertion order: the same objects inserted in another order, equal keys that are
+    other objects, a dict with one key more, and one over the 16 keys remembered all
+    still come out sorted, as the Python encoder writes them."""
+    chain = native()
+    shuffled = list(keys)
+    order.shuffle(shuffled)
+    copies = ["".join(list(k)) for k in keys]  # equal text, (mostly) other objects
+    for ks in (keys, shuffled, copies, keys, [*keys, "\x00extra"], keys * 1):
+        payload = {k: i for i, k in enumerate(ks)}
+        nested = {"outer": payload, "list": [payload, {"z": payload, "a": 1}]}
+        for p in (payload, nested):
+            assert chain(p, "ses_1", 1, TS, "statement", FORMAT_VERSION, PREV) == python_chain(
+                p, "ses_1", 1, TS, "statement", PREV
+            )
