@@ -413,10 +413,10 @@ class PgObserver:
             self._end_result()
             head = self._head()
             if head is not None:
-                tag = msg[5:-1].decode("ascii", "replace")
-                rows = _rows_from_tag(tag)
-                if rows is not None and head.rows == 0:
-                    head.rows = rows
+                if head.rows == 0:  # no DataRows counted: the tag says (INSERT 0 3, ...)
+                    rows = _rows_from_tag(msg[5:-1].decode("ascii", "replace"))
+                    if rows is not None:
+                        head.rows = rows
                 if head.kind == "execute":
                     self._finish(head)
             return None
