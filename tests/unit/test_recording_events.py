@@ -18,6 +18,7 @@ from wardgate.recording.events import (
     decision_payload,
     envelope_bytes,
     format_ts,
+    format_ts_py,
     result_payload,
     statement_payload,
     verdict_payload,
@@ -117,18 +118,46 @@ def test_timestamps_are_utc_with_microseconds() -> None:
 def test_timestamp_fast_path_spells_every_utc_instant_as_isoformat_does(
     when: datetime, micro: int | None
 ) -> None:
-    """format_ts caches the text up to the second; around second, epoch and 2**32 s
-    boundaries (and far outside them) it must still say exactly what isoformat says."""
+    """format_ts (compiled) and format_ts_py (which caches the text up to the second):
+    around second, epoch and 2**32 s boundaries (and far outside them) both must still say
+    exactly what isoformat says."""
     ts = when.replace(tzinfo=UTC)
     if micro is not None:
         ts = ts.replace(microsecond=micro)
-    for t in (ts, ts - timedelta(microseconds=1), ts + timedelta(microseconds=1)):
-        expected = t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-        assert format_ts(t) == expected
-    for edge in (datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 2, 7, 6, 28, 16, tzinfo=UTC)):
-        for t in (edge - timedelta(microseconds=1), edge, edge + timedelta(microseconds=1)):
+    for fmt in (format_ts, format_ts_py):
+        for t in (ts, ts - timedelta(microseconds=1), ts + timedelta(microseconds=1)):
             expected = t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-            assert format_ts(t) == expected
+            assert fmt(t) == expected
+        for edge in (
+            datetime(1970, 1, 1, tzinfo=UTC),
+            datetime(2106, 2, 7, 6, 28, 16, tzinfo=UTC),
+        ):
+            for t in (edge - timedelta(microseconds=1), edge, edge + timedelta(microseconds=1)):
+                expected = t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+                assert fmt(t) == expected
+
+
+def test_the_compiled_timestamp_takes_only_exact_utc_datetimes() -> None:
+    from wardgate.recording import events
+
+    native = events._native_format_ts
+    if native is None:
+        pytest.skip("built without the extension, or WARDGATE_PURE_PYTHON=1")
+
+    class Stamp(datetime):
+        pass
+
+    utc = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert native(utc) == "9999-12-31T23:59:59.999999Z"
+    assert native(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00.000000Z"
+    cet = timezone(timedelta(hours=1))
+    for other in (
+        datetime(2025, 1, 2, 3, 4, 5),
+        datetime(2025, 1, 2, 4, 4, 5, tzinfo=cet),
+        Stamp(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+    ):
+        assert native(other) is None  # the Python function takes these
+        assert format_ts(other) == "2025-01-02T03:04:05.000000Z"
 
 
 def test_statement_payload_keeps_masked_params_and_nulls() -> None:

@@ -24,7 +24,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ output buffer */
@@ -371,10 +373,29 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ format_ts */
+/* format_ts(ts) -> str | None: recording.events.format_ts of an exact datetime whose
+ * tzinfo is datetime.UTC ("YYYY-MM-DDTHH:MM:SS.ffffffZ", as isoformat spells the UTC
+ * time plus "Z"); None for anything else, which the Python function then formats. */
+static PyObject *format_ts(PyObject *self, PyObject *ts) {
+    (void)self;
+    if (!PyDateTime_CheckExact(ts) || PyDateTime_DATE_GET_TZINFO(ts) != PyDateTime_TimeZone_UTC)
+        Py_RETURN_NONE;
+    char out[40];
+    int n = snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+                     PyDateTime_GET_YEAR(ts), PyDateTime_GET_MONTH(ts), PyDateTime_GET_DAY(ts),
+                     PyDateTime_DATE_GET_HOUR(ts), PyDateTime_DATE_GET_MINUTE(ts),
+                     PyDateTime_DATE_GET_SECOND(ts), PyDateTime_DATE_GET_MICROSECOND(ts));
+    if (n != 27) Py_RETURN_NONE; /* cannot happen for years 1..9999 */
+    return PyUnicode_FromStringAndSize(out, n);
+}
+
 static PyMethodDef methods[] = {
     {"chain_event", (PyCFunction)(void (*)(void))chain_event, METH_FASTCALL,
      "chain_event(payload, session_id, seq, ts, event_type, version, prev_hash) -> "
      "(payload_json, hash, envelope_size)"},
+    {"format_ts", format_ts, METH_O,
+     "format_ts(ts) -> str | None: a UTC datetime as the recording spells it"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -385,6 +406,8 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__chain(void) {
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) return NULL;
     PyObject *hashlib = PyImport_ImportModule("hashlib");
     if (hashlib == NULL) return NULL;
     sha256_new = PyObject_GetAttrString(hashlib, "sha256");

@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Any
 
 def chain_event(
@@ -10,3 +11,4 @@ def chain_event(
     prev_hash: str,
     /,
 ) -> tuple[str, str, int]: ...
+def format_ts(ts: datetime, /) -> str | None: ...

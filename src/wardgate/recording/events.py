@@ -18,6 +18,7 @@ from a lossy decode) is serialised with ``\\u`` escapes instead, deterministical
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,6 +70,16 @@ def canonical_json(value: object) -> str:
 
 def format_ts(ts: datetime) -> str:
     """The one timestamp spelling of the format: UTC, microseconds, ``Z``."""
+    if _native_format_ts is not None:
+        text = _native_format_ts(ts)  # an exact datetime in UTC; else None
+        if text is not None:
+            return text
+    return format_ts_py(ts)
+
+
+def format_ts_py(ts: datetime) -> str:
+    """``format_ts`` in Python: the reference, and the path for what the compiled one
+    declines (naive times, other zones, datetime subclasses)."""
     global _ts_second
     stamp = ts.timestamp() if ts.tzinfo is UTC else -1.0
     if not 0.0 <= stamp < 4294967296.0:
@@ -89,6 +100,16 @@ def format_ts(ts: datetime) -> str:
 
 
 _ts_second: tuple[int, str] = (-(2**63), "")
+
+# The compiled spelling (``recording/_chain.c``); None without the extension or with
+# ``WARDGATE_PURE_PYTHON=1``.
+_native_format_ts: Callable[[datetime], str | None] | None
+try:
+    from wardgate.recording._chain import format_ts as _native_format_ts
+except ImportError:  # built without a compiler
+    _native_format_ts = None
+if os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0"):
+    _native_format_ts = None
 
 
 _TYPE_JSON = {t: canonical_json(t) for t in EVENT_TYPES}
