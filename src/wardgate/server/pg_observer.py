@@ -175,8 +175,12 @@ def parse_bind(
                         oid = types[i] if types is not None and i < len(types) else 0
                         values[i] = _binary_param(v, oid)
             return portal, stmt, values, rfmts  # type: ignore[return-value]
-    end = msg.index(b"\x00", 5)
-    return _parse_bind(msg, types_of(msg[end + 1 : msg.index(b"\x00", end + 1)].decode()))
+    try:
+        end = msg.index(b"\x00", 5)
+        stmt_name = msg[end + 1 : msg.index(b"\x00", end + 1)].decode()
+    except ValueError:  # (UnicodeDecodeError too) the parser fails on it: let it say how
+        return _parse_bind(msg, None)
+    return _parse_bind(msg, types_of(stmt_name))
 
 
 @dataclass(slots=True)
