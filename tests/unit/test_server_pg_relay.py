@@ -158,6 +158,39 @@ def test_denied_parse_keeps_its_name_and_the_rest_of_the_batch_flows() -> None:
     )  # Bind/Execute/Sync as sent
 
 
+def test_a_pipelined_batch_leaves_in_one_write_whatever_it_holds() -> None:
+    """Allowed statements stay in the chunk they came in: an extended-protocol batch
+    (Parse/Bind/Describe/Execute/Sync, what libpq and pgbench send) reaches the target in
+    one write, so the target wakes once. A denied statement in the middle splits it: what
+    came before, the denial marker, then the rest, in that order."""
+    relay, _, upstream, gate = make({"delete from t": DENY})
+    bind = m.message(b"B", b"\x00\x00\x00\x00\x00\x00\x00\x00")
+    tail = bind + m.message(b"D", b"P\x00") + m.message(b"E", b"\x00\x00\x00\x00\x00")
+    allowed = parse(b"P", "", "select $1") + tail + m.message(b"S")
+    relay.client_data(allowed)
+    assert upstream.chunks == [allowed]
+    simple = m.query("select 1") + m.query("select 2")
+    relay.client_data(simple)
+    assert upstream.chunks == [allowed, simple]
+    upstream.chunks.clear()
+    before = parse(b"P", "", "select 1") + tail
+    denied = parse(b"P", "", "delete from t")
+    after = tail + m.message(b"S")
+    relay.client_data(before + denied + after)
+    assert len(upstream.chunks) == 3
+    assert upstream.chunks[0] == before
+    assert upstream.chunks[1].startswith(b"P") and b"wardgate_denied_" in upstream.chunks[1]
+    assert b"delete from t" not in upstream.data
+    assert upstream.chunks[2] == after
+    assert [s for s, _ in gate.judged] == [
+        "select $1",
+        "select 1",
+        "select 2",
+        "select 1",
+        "delete from t",
+    ]
+
+
 def test_oversized_statement_is_refused_and_closed() -> None:
     relay, client, upstream, _ = make(max_statement=100)
     relay.client_data(m.query("select '" + "x" * 200 + "'"))

@@ -46,6 +46,8 @@ _DATAROW = ord("D")
 _COPYDATA = ord("d")
 
 _MARKER_PREFIX = "wardgate_denied_"
+# What became of a judged Query/Parse (PgRelay._on_statement).
+_PASS, _REPLACED, _HELD = object(), object(), object()
 _marker_ids = itertools.count(1)
 
 
@@ -178,12 +180,12 @@ class PgRelay:
                     return
                 if end > n:
                     break
-                if start < pos:
-                    self.upstream.write(data[start:pos])
-                start = end
-                if self._on_statement(kind, data[pos:end]):
-                    self._backlog += data[end:]
-                    return
+                outcome = self._on_statement(kind, data[pos:end], data, start, pos)
+                if outcome is not _PASS:
+                    start = end  # it was replaced, or is held; what preceded it is out
+                    if outcome is _HELD:
+                        self._backlog += data[end:]
+                        return
                 pos = end
                 continue
             if length < 4 or length > self.max_message:
@@ -225,8 +227,14 @@ class PgRelay:
         if pos < n:
             self._cbuf = data[pos:]
 
-    def _on_statement(self, kind: int, msg: bytes) -> bool:
-        """Judge one Query/Parse message. Returns True when the session is now held."""
+    def _on_statement(self, kind: int, msg: bytes, data: bytes, start: int, pos: int) -> object:
+        """Judge one Query/Parse message, ``msg`` = ``data[pos:...]``.
+
+        ``_PASS``: it may go as it is; the caller leaves it in place, so a pipelined Parse/
+        Bind/Execute/Sync still leaves in one write (one wake-up of the target, not two).
+        Otherwise the bytes before it (``data[start:pos]``) have been written and it was
+        replaced by a denial (``_REPLACED``) or is held for approval (``_HELD``).
+        """
         path: StatementPath
         name = ""
         qend = 0
@@ -243,6 +251,8 @@ class PgRelay:
                 sql = msg[nul + 1 : qend].decode()
         except (UnicodeDecodeError, ValueError):
             # Fail closed: what we cannot read, we do not run.
+            if start < pos:
+                self.upstream.write(data[start:pos])
             self._deny(
                 kind,
                 msg,
@@ -253,7 +263,7 @@ class PgRelay:
                     sqlstate="22021",
                 ),
             )
-            return False
+            return _REPLACED
         verdict = self.gate.judge(sql, path)
         if self.observer is not None:
             self.observer.statement_judged(path, name, sql, verdict)
@@ -262,13 +272,14 @@ class PgRelay:
         if verdict.kind == "allow":
             if name:
                 self.gate.statement_name_prepared(name, sql)
-            self.upstream.write(msg)
-            return False
+            return _PASS
+        if start < pos:
+            self.upstream.write(data[start:pos])
         if verdict.kind == "deny":
             self._deny(kind, msg, verdict)
-            return False
+            return _REPLACED
         self._hold(kind, msg, sql, name, verdict)
-        return True
+        return _HELD
 
     def _deny(self, kind: int, msg: bytes, verdict: Verdict) -> None:
         if kind == _Q:
