@@ -433,11 +433,13 @@ class PgRelay:
         out: list[bytes] | None = None
         replacing = bool(self._replacements)
         rows = nbytes = 0  # a run of DataRows passed through uninspected
+        max_message = self.max_message
+        server_kinds = observer.server_kinds
         while n - pos >= 5:
             kind = data[pos]
             length = int.from_bytes(data[pos + 1 : pos + 5], "big")
             end = pos + 1 + length
-            if length < 4 or length > self.max_message:
+            if length < 4 or length > max_message:
                 self._upstream_violation(f"target sent a message with invalid length {length}")
                 return
             if end > n:
@@ -450,7 +452,7 @@ class PgRelay:
                         pos = end
                         continue
                     # The compiled walk takes the whole run of rows in one call.
-                    pos, run, run_bytes = _scan_rows(data, pos, n, self.max_message, None)
+                    pos, run, run_bytes = _scan_rows(data, pos, n, max_message, None)
                     rows += run
                     nbytes += run_bytes
                     continue
@@ -460,7 +462,7 @@ class PgRelay:
                     # unchanged) go by like passthrough rows; it stops before the first
                     # row it cannot vouch for, which takes the Python path below.
                     assert _scan_rows is not None  # a gate exists only with the module
-                    after, run, run_bytes = _scan_rows(data, pos, n, self.max_message, gate)
+                    after, run, run_bytes = _scan_rows(data, pos, n, max_message, gate)
                     if run:
                         pos = after
                         rows += run
@@ -471,14 +473,14 @@ class PgRelay:
                 # (CommandComplete's tag carries the row count).
                 assert _scan_copy is not None
                 gate, text_format = observer.copy_gate
-                after, run = _scan_copy(data, pos, n, self.max_message, gate, text_format)
+                after, run = _scan_copy(data, pos, n, max_message, gate, text_format)
                 if run:
                     pos = after
                     continue
             if rows:
                 observer.rows_passed(rows, nbytes)
                 rows = nbytes = 0
-            if kind not in observer.server_kinds and not (kind == _ERROR and replacing):
+            if kind not in server_kinds and not (kind == _ERROR and replacing):
                 pos = end
                 continue
             msg = data[pos:end]
