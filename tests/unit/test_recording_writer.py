@@ -788,3 +788,55 @@ def test_a_capture_hands_over_plain_rows_that_later_adds_cannot_change(
     assert all(c is None or type(c) is str for c in cells)
     cap.add_sized(["3", "x"], 2)  # too late: the payload already left
     assert payload["rows"] == [["1", None], ["2", "é"]]
+
+
+async def test_sessions_sealed_in_one_batch_store_each_its_own_seal(
+    rec_engine: Engine, rec_key: SigningKey
+) -> None:
+    """Seals go to the store as one executemany per batch: every session gets its own
+    status, end, position and signature, stored as SQLAlchemy's DATETIME text, and the
+    whole store verifies."""
+    from datetime import timedelta
+
+    batches: list[int] = []
+    rec = Recorder(rec_engine, rec_key, RecordingConfig(flush_interval_ms=5))
+    write = rec._write
+
+    def counting_write(batch: list[object], reconcile: bool) -> None:
+        batches.append(len(batch))
+        write(batch, reconcile)  # type: ignore[arg-type]
+
+    rec._write = counting_write  # type: ignore[method-assign]
+    rec.start()
+    hows = ["killed", "client_quit", "client_eof"]
+    for i, how in enumerate(hows):
+        s = rec.open_session(meta(f"ses_seal{i}"))
+        s.close(how)  # type: ignore[arg-type]
+    await rec.aclose()
+    assert batches == [3 * 4]  # open, start, end and seal of each, in one batch
+    with rec_engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                SESSIONS.c.id,
+                SESSIONS.c.status,
+                SESSIONS.c.end_how,
+                SESSIONS.c.ended_at,
+                SESSIONS.c.seal_position,
+                SESSIONS.c.signature,
+            ).order_by(SESSIONS.c.id)
+        ).all()
+        ends = {
+            sid: ts
+            for sid, ts in conn.execute(
+                select(EVENTS.c.session_id, EVENTS.c.ts).where(EVENTS.c.type == "session.end")
+            )
+        }
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (f"ses_seal{i}", "sealed", how) for i, how in enumerate(hows)
+    ]
+    for r in rows:  # each its own end time, read back as the instant it was (UTC)
+        assert r[3] is not None and r[3].tzinfo is not None
+        assert ends[r[0]] <= r[3] < ends[r[0]] + timedelta(seconds=5)
+    assert len({r[4] for r in rows}) == 3 and len({r[5] for r in rows}) == 3
+    report = Verifier(rec_engine, KeyRing([rec_key.public_key])).verify_all()
+    assert report.ok, report
