@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from wardgate.recording.chain import (
     GENESIS_HASH,
@@ -27,6 +27,7 @@ from wardgate.recording.chain import (
 from wardgate.recording.events import StoredEvent
 from wardgate.recording.keys import SigningKey
 from wardgate.recording.models import CHECKPOINTS, EVENTS, GLOBAL_LOG, SESSIONS
+from wardgate.storage.db import update_by_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,9 +427,9 @@ def write_batch(
             {
                 "b_id": sid,
                 "b_last_seq": seq,
-                "b_head": head,
-                "b_sig": sign_head(key, sid, seq, head, "open"),
-                "b_key": key.key_id,
+                "b_head_hash": head,
+                "b_signature": sign_head(key, sid, seq, head, "open"),
+                "b_key_id": key.key_id,
             }
             for sid, (seq, head) in heads.items()
             if sid not in sealing and sid not in sealed
@@ -443,45 +444,33 @@ def write_batch(
                         "b_id": op.session_id,
                         "b_status": op.status,
                         "b_ended_at": op.ended_at,
-                        "b_how": op.how,
+                        "b_end_how": op.how,
                         "b_last_seq": op.last_seq,
-                        "b_head": op.head_hash,
-                        "b_sig": sign_head(
+                        "b_head_hash": op.head_hash,
+                        "b_signature": sign_head(
                             key, op.session_id, op.last_seq, op.head_hash, op.status
                         ),
-                        "b_key": key.key_id,
-                        "b_position": position_of[(op.session_id, False)],
+                        "b_key_id": key.key_id,
+                        "b_seal_position": position_of[(op.session_id, False)],
                     }
                     for op in seals
                 ],
             )
 
 
-# The two session-row updates of a batch, built once: one executemany each per batch
-# (a statement built per session cost ~40 % of the writer's CPU per short session).
-_UPDATE_HEAD = (
-    update(SESSIONS)
-    .where(SESSIONS.c.id == bindparam("b_id"))
-    .values(
-        last_seq=bindparam("b_last_seq"),
-        head_hash=bindparam("b_head"),
-        signature=bindparam("b_sig"),
-        key_id=bindparam("b_key"),
-    )
-)
-_SEAL = (
-    update(SESSIONS)
-    .where(SESSIONS.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        ended_at=bindparam("b_ended_at"),
-        end_how=bindparam("b_how"),
-        last_seq=bindparam("b_last_seq"),
-        head_hash=bindparam("b_head"),
-        signature=bindparam("b_sig"),
-        key_id=bindparam("b_key"),
-        seal_position=bindparam("b_position"),
-    )
+# The two session-row updates of a batch: one executemany each per batch (a statement
+# built per session cost ~40 % of the writer's CPU per short session).
+_UPDATE_HEAD = update_by_id(SESSIONS, "last_seq", "head_hash", "signature", "key_id")
+_SEAL = update_by_id(
+    SESSIONS,
+    "status",
+    "ended_at",
+    "end_how",
+    "last_seq",
+    "head_hash",
+    "signature",
+    "key_id",
+    "seal_position",
 )
 
 

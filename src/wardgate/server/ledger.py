@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from wardgate.server.live import LiveSession
+from wardgate.storage.db import update_by_id
 from wardgate.storage.models import SessionRecord
 
 log = logging.getLogger("wardgate.ledger")
@@ -29,19 +30,16 @@ assert isinstance(_TABLE, Table)
 # Core statements, built once: the ORM's unit of work cost ~1 ms of this thread's CPU per
 # connection (it holds the GIL while it runs), most of a short session's cost here.
 _INSERT = insert(_TABLE)
-_COMPLETE = (
-    update(_TABLE)
-    .where(_TABLE.c.id == bindparam("b_id"))
-    .values(
-        ended_at=bindparam("b_ended_at"),
-        bytes_from_client=bindparam("b_bytes_from_client"),
-        bytes_to_client=bindparam("b_bytes_to_client"),
-        statements=bindparam("b_statements"),
-        end_reason=bindparam("b_end_reason"),
-        end_detail=bindparam("b_end_detail"),
-        principal=bindparam("b_principal"),
-        target=bindparam("b_target"),
-    )
+_COMPLETE = update_by_id(
+    _TABLE,
+    "ended_at",
+    "bytes_from_client",
+    "bytes_to_client",
+    "statements",
+    "end_reason",
+    "end_detail",
+    "principal",
+    "target",
 )
 # Every column a row may leave out, with its default (so inserts of both kinds of row
 # share one parameter set).
