@@ -491,6 +491,11 @@ static inline uint32_t be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
+static inline int16_t be16s(const uint8_t *p)
+{
+    return (int16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+
 /* 1: every gated value is ruled out; 0: a value may hold something, or the row's columns
  * do not add up (the Python path reports that). */
 static int row_clean(const GateObject *g, const uint8_t *buf, Py_ssize_t start, Py_ssize_t end)
@@ -739,7 +744,7 @@ static PyObject *pg_cells(PyObject *module, PyObject *args)
     PyObject *cells = NULL;
     if (end < 7)
         goto malformed;
-    int ncols = (int16_t)(((uint16_t)buf[5] << 8) | buf[6]);
+    int ncols = be16s(buf + 5);
     if (ncols < 0)
         goto malformed;
     cells = PyList_New(ncols);
@@ -837,11 +842,6 @@ error:
 }
 
 /* ------------------------------------------------------------------ Bind */
-
-static inline int16_t be16s(const uint8_t *p)
-{
-    return (int16_t)(((uint16_t)p[0] << 8) | p[1]);
-}
 
 /* A NUL-terminated name at buf[*pos..end) decoded strictly as UTF-8; NULL without an error
  * set when there is no NUL or the bytes are not UTF-8 (the Python parser then raises). */
