@@ -191,6 +191,28 @@ def test_a_pipelined_batch_leaves_in_one_write_whatever_it_holds() -> None:
     ]
 
 
+def test_a_statement_that_is_not_utf8_is_refused_not_forwarded() -> None:
+    """Fail closed: SQL the gateway cannot read is not judged and never reaches the
+    target; what came before it in the batch still goes, in order, and the client gets
+    SQLSTATE 22021 in place of the target's error for the marker."""
+    relay, client, upstream, gate = make()
+    before = m.query("select 1")
+    bad = m.message(b"Q", b"select '\xff'\x00")
+    after = m.query("select 2")
+    relay.client_data(before + bad + after)
+    assert [s for s, _ in gate.judged] == ["select 1", "select 2"]
+    assert upstream.chunks[0] == before and upstream.chunks[-1] == after
+    assert b"\xff" not in upstream.data
+    marker = upstream.chunks[1][5:-1]
+    assert marker.startswith(b"wardgate_denied_")
+    relay.upstream_data(
+        m.error_response("42601", f'syntax error at or near "{marker.decode()}"')
+        + m.ready_for_query()
+    )
+    fields = m.parse_error_fields(client.data[5:])
+    assert fields["C"] == "22021" and "undecodable" in fields["M"]
+
+
 def test_oversized_statement_is_refused_and_closed() -> None:
     relay, client, upstream, _ = make(max_statement=100)
     relay.client_data(m.query("select '" + "x" * 200 + "'"))

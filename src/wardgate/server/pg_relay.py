@@ -48,6 +48,12 @@ _COPYDATA = ord("d")
 _MARKER_PREFIX = "wardgate_denied_"
 # What became of a judged Query/Parse (PgRelay._on_statement).
 _PASS, _REPLACED, _HELD = object(), object(), object()
+_UNDECODABLE = Verdict(
+    "deny",
+    rule="undecodable",
+    reason="statement is not valid UTF-8; wardgate requires client_encoding UTF8",
+    sqlstate="22021",
+)
 _marker_ids = itertools.count(1)
 
 
@@ -236,7 +242,7 @@ class PgRelay:
         replaced by a denial (``_REPLACED``) or is held for approval (``_HELD``).
         """
         path: StatementPath
-        name = ""
+        name = sql = ""
         qend = 0
         try:
             if kind == _Q:
@@ -250,29 +256,17 @@ class PgRelay:
                 qend = msg.index(b"\x00", nul + 1)
                 sql = msg[nul + 1 : qend].decode()
         except (UnicodeDecodeError, ValueError):
-            # Fail closed: what we cannot read, we do not run.
-            if start < pos:
-                self.upstream.write(data[start:pos])
-            self._deny(
-                kind,
-                msg,
-                Verdict(
-                    "deny",
-                    rule="undecodable",
-                    reason="statement is not valid UTF-8; wardgate requires client_encoding UTF8",
-                    sqlstate="22021",
-                ),
-            )
-            return _REPLACED
-        verdict = self.gate.judge(sql, path)
-        if self.observer is not None:
-            self.observer.statement_judged(path, name, sql, verdict)
-            if kind == _P:
-                self.observer.parse_types(name, msg[qend + 1 :])
-        if verdict.kind == "allow":
-            if name:
-                self.gate.statement_name_prepared(name, sql)
-            return _PASS
+            verdict = _UNDECODABLE  # fail closed: what we cannot read, we do not run
+        else:
+            verdict = self.gate.judge(sql, path)
+            if self.observer is not None:
+                self.observer.statement_judged(path, name, sql, verdict)
+                if kind == _P:
+                    self.observer.parse_types(name, msg[qend + 1 :])
+            if verdict.kind == "allow":
+                if name:
+                    self.gate.statement_name_prepared(name, sql)
+                return _PASS
         if start < pos:
             self.upstream.write(data[start:pos])
         if verdict.kind == "deny":
