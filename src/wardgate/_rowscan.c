@@ -22,6 +22,11 @@
  *   pg_cells(msg, formats), mysql_text_cells(payload, ncols)
  *       One row decoded as the recording's result capture keeps it, with its size.
  *
+ *   capture_mysql_rows(data, pos, end, max_payload, seq, gate, ncols, rows, room_rows,
+ *                      room_bytes)
+ *       scan_mysql_rows for the rows the capture keeps: each row taken is decoded as
+ *       mysql_text_cells does and appended to `rows`, within the capture's room.
+ *
  *   Gate(...)
  *       A compiled copy of ValueMasker.may_contain (wardgate/masking/engine.py): the same
  *       digit rules, signal bytes and trigger literals, evaluated on one value. Built from
@@ -782,24 +787,19 @@ error:
     return cells_done(cells, size, &data, -1);
 }
 
-/* mysql_text_cells(payload, ncols) -> (cells, size) or None: a text-protocol row (one
- * length-encoded string per column, 0xFB for NULL) decoded as the MySQL observer keeps it,
- * with ResultCapture's size; None when it does not parse exactly (messages.parse_text_row
- * then says why). */
-static PyObject *mysql_text_cells(PyObject *module, PyObject *args)
+/* One text-protocol row (one length-encoded string per column, 0xFB for NULL) decoded
+ * as the MySQL observer keeps it: 1 with *out a new list and its size added to *size, 0
+ * when the row does not parse exactly, -1 with an error set. */
+static int mysql_row_cells(const uint8_t *buf, Py_ssize_t end, Py_ssize_t ncols,
+                           Py_ssize_t *size, PyObject **out)
 {
-    Py_buffer data;
-    Py_ssize_t ncols;
-    if (!PyArg_ParseTuple(args, "y*n:mysql_text_cells", &data, &ncols))
-        return NULL;
-    const uint8_t *buf = data.buf;
-    Py_ssize_t end = data.len, pos = 0, size = 0;
-    PyObject *cells = NULL;
+    Py_ssize_t pos = 0;
+    *out = NULL;
     if (ncols < 0)
-        goto malformed;
-    cells = PyList_New(ncols);
+        return 0;
+    PyObject *cells = PyList_New(ncols);
     if (cells == NULL)
-        goto error;
+        return -1;
     for (Py_ssize_t i = 0; i < ncols; i++) {
         if (pos >= end)
             goto malformed;
@@ -826,19 +826,102 @@ static PyObject *mysql_text_cells(PyObject *module, PyObject *args)
         }
         if (n > (uint64_t)(end - pos))
             goto malformed;
-        PyObject *cell = text_cell(buf + pos, (Py_ssize_t)n, &size);
-        if (cell == NULL)
-            goto error;
+        PyObject *cell = text_cell(buf + pos, (Py_ssize_t)n, size);
+        if (cell == NULL) {
+            Py_DECREF(cells);
+            return -1;
+        }
         PyList_SET_ITEM(cells, i, cell);
         pos += (Py_ssize_t)n;
     }
     if (pos != end)
         goto malformed;
-    return cells_done(cells, size, &data, 1);
+    *out = cells;
+    return 1;
 malformed:
-    return cells_done(cells, size, &data, 0);
-error:
-    return cells_done(cells, size, &data, -1);
+    Py_DECREF(cells);
+    return 0;
+}
+
+/* mysql_text_cells(payload, ncols) -> (cells, size) or None: a text-protocol row decoded
+ * as the MySQL observer keeps it, with ResultCapture's size; None when it does not parse
+ * exactly (messages.parse_text_row then says why). */
+static PyObject *mysql_text_cells(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t ncols, size = 0;
+    if (!PyArg_ParseTuple(args, "y*n:mysql_text_cells", &data, &ncols))
+        return NULL;
+    PyObject *cells;
+    int outcome = mysql_row_cells(data.buf, data.len, ncols, &size, &cells);
+    return cells_done(cells, size, &data, outcome);
+}
+
+/* capture_mysql_rows(data, pos, end, max_payload, seq, gate, ncols, rows, room_rows,
+ * room_bytes) -> (new_pos, taken, payload_bytes, next_seq, size)
+ *
+ * scan_mysql_rows for the rows the recording keeps: the same walk and the same stops,
+ * and each row taken is also decoded as mysql_text_cells does and its cells appended to
+ * the list `rows`. It takes at most `room_rows` rows whose cells add up to at most
+ * `room_bytes` (what ResultCapture still keeps) and stops before a row that does not
+ * parse or would not fit: that row takes the Python path (which reports it, or marks
+ * the capture truncated). `size` is the cells' total size as ResultCapture counts it. */
+static PyObject *capture_mysql_rows(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t pos, end, max_payload, ncols, room_rows, room_bytes;
+    int seq;
+    PyObject *gate_obj, *rows_out;
+    if (!PyArg_ParseTuple(args, "y*nnniOnO!nn:capture_mysql_rows", &data, &pos, &end,
+                          &max_payload, &seq, &gate_obj, &ncols, &PyList_Type, &rows_out,
+                          &room_rows, &room_bytes))
+        return NULL;
+    const GateObject *gate;
+    if (!optional_gate(gate_obj, &data, "capture_mysql_rows", &gate))
+        return NULL;
+    if (!span_ok(&data, pos, end, "capture_mysql_rows"))
+        return NULL;
+    const uint8_t *buf = data.buf;
+    Py_ssize_t rows = 0, nbytes = 0, size = 0;
+    seq &= 0xFF;
+    while (rows < room_rows && end - pos >= 5) {
+        Py_ssize_t len = (Py_ssize_t)buf[pos] | (Py_ssize_t)buf[pos + 1] << 8 |
+                         (Py_ssize_t)buf[pos + 2] << 16;
+        if (len == 0 || len >= 0xFFFFFF || len > max_payload || buf[pos + 3] != seq ||
+            end - pos - 4 < len)
+            break;
+        uint8_t first = buf[pos + 4];
+        if (first == 0xFE || first == 0xFF)
+            break;
+        if (gate != NULL && gate_value(gate, buf + pos + 4, len))
+            break;
+        Py_ssize_t row_size = 0;
+        PyObject *cells;
+        int outcome = mysql_row_cells(buf + pos + 4, len, ncols, &row_size, &cells);
+        if (outcome < 0) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+        if (outcome == 0)
+            break;
+        if (row_size > room_bytes - size) {
+            Py_DECREF(cells);
+            break;
+        }
+        int appended = PyList_Append(rows_out, cells);
+        Py_DECREF(cells);
+        if (appended < 0) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+        size += row_size;
+        rows++;
+        nbytes += len;
+        seq = (seq + 1) & 0xFF;
+        pos += 4 + len;
+    }
+    PyBuffer_Release(&data);
+    return Py_BuildValue("(nnnin)", pos, rows, nbytes, seq, size);
 }
 
 /* ------------------------------------------------------------------ Bind */
@@ -955,6 +1038,9 @@ static PyMethodDef module_methods[] = {
      "mysql_text_cells(payload, ncols) -> (cells, size) | None: a MySQL text row, likewise"},
     {"pg_bind", pg_bind, METH_VARARGS,
      "pg_bind(msg) -> (portal, statement, params, result_formats, any_binary) | None"},
+    {"capture_mysql_rows", capture_mysql_rows, METH_VARARGS,
+     "capture_mysql_rows(data, pos, end, max_payload, seq, gate, ncols, rows, room_rows, "
+     "room_bytes) -> (new_pos, taken, payload_bytes, next_seq, size)"},
     {"scan_mysql_rows", scan_mysql_rows, METH_VARARGS,
      "scan_mysql_rows(data, pos, end, max_payload, seq, gate) -> (pos, rows, payload_bytes, seq)"},
     {NULL, NULL, 0, NULL},

@@ -24,6 +24,19 @@ def scan_copy(
 def scan_mysql_rows(
     data: Buffer, pos: int, end: int, max_payload: int, seq: int, gate: Gate | None, /
 ) -> tuple[int, int, int, int]: ...
+def capture_mysql_rows(
+    data: Buffer,
+    pos: int,
+    end: int,
+    max_payload: int,
+    seq: int,
+    gate: Gate | None,
+    ncols: int,
+    rows: list[list[str | None]],
+    room_rows: int,
+    room_bytes: int,
+    /,
+) -> tuple[int, int, int, int, int]: ...
 def pg_cells(msg: Buffer, formats: list[int], /) -> tuple[list[str | None], int] | None: ...
 def mysql_text_cells(
     payload: Buffer, ncols: int, /

@@ -23,6 +23,7 @@ from wardgate.masking.engine import ColumnInfo, MaskingPolicy, ResultMaskPlan, V
 from wardgate.masking.formats import Formatter
 from wardgate.masking.native import native_gate, scan_rows
 from wardgate.masking.pg_rows import mask_datarow
+from wardgate.proto.mysql.messages import encode_text_row
 
 PURE = os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0")
 pytestmark = pytest.mark.skipif(PURE, reason="WARDGATE_PURE_PYTHON=1 disables the extension")
@@ -517,6 +518,108 @@ def test_mysql_text_cells_decode_as_the_python_capture_does(
         else:
             cells = [None if v is None else v.decode("utf-8", "replace") for v in parsed]
             assert mysql_text_cells(bad, len(values)) == (cells, capture_size(cells))
+
+
+def reference_capture_walk(
+    data: bytes,
+    end: int,
+    max_payload: int,
+    seq: int,
+    gate: object | None,
+    ncols: int,
+    room_rows: int,
+    room_bytes: int,
+) -> tuple[tuple[int, int, int, int, int], list[list[str | None]]]:
+    """What capture_mysql_rows may take: the row walk's rows that parse as text rows of
+    ``ncols`` columns and fit what the capture still keeps, decoded as on_row keeps them."""
+    from wardgate.proto.mysql.messages import parse_text_row
+
+    pos = rows = nbytes = size = 0
+    kept: list[list[str | None]] = []
+    while rows < room_rows:
+        _, one, _, _ = reference_mysql_walk(data, pos, end, max_payload, seq, gate)
+        if not one:
+            break
+        nxt = pos + 4 + int.from_bytes(data[pos : pos + 3], "little")
+        payload = data[pos + 4 : nxt]
+        try:
+            values = parse_text_row(payload, ncols)
+        except Exception:
+            break
+        cells = [None if v is None else bytes(v).decode("utf-8", "replace") for v in values]
+        if capture_size(cells) > room_bytes - size:
+            break
+        kept.append(cells)
+        size += capture_size(cells)
+        rows += 1
+        nbytes += len(payload)
+        seq = (seq + 1) & 0xFF
+        pos = nxt
+    return (pos, rows, nbytes, seq, size), kept
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.none() | cell_bytes, min_size=2, max_size=2).map(encode_text_row),
+            mysql_payloads,
+        ),
+        max_size=10,
+    ),
+    st.integers(0, 255),
+    st.integers(0, 12),
+    st.sampled_from([None, "builtin"]),
+    st.integers(0, 11),
+    st.sampled_from([0, 3, 20, 1 << 20]),
+)
+def test_the_mysql_capture_walk_takes_and_decodes_exactly_what_the_reference_does(
+    payloads: list[bytes],
+    seq: int,
+    cut: int,
+    gate_name: str | None,
+    room_rows: int,
+    room_bytes: int,
+) -> None:
+    from wardgate.masking.native import capture_mysql_rows
+
+    assert capture_mysql_rows is not None
+    gate = None
+    if gate_name is not None:
+        from wardgate._rowscan import Gate
+
+        gate = Gate(b"", 1, *MASKERS[gate_name].native_spec())
+    data = b"".join(mysql_packet(seq + i, p) for i, p in enumerate(payloads))
+    data += b"\x07\x00\x00"  # a header cut short at the end
+    end = max(0, len(data) - cut)
+    kept: list[list[str | None]] = []
+    got = capture_mysql_rows(data, 0, end, 1 << 20, seq, gate, 2, kept, room_rows, room_bytes)
+    want, want_kept = reference_capture_walk(data, end, 1 << 20, seq, gate, 2, room_rows, room_bytes)
+    assert (got, kept) == (want, want_kept)
+    assert got[0] <= end and got[1] <= room_rows and got[4] <= room_bytes
+
+
+def test_the_mysql_capture_walk_refuses_bad_arguments_and_keeps_what_came_before() -> None:
+    from wardgate.masking.native import capture_mysql_rows
+
+    assert capture_mysql_rows is not None
+    rows = [[b"1", b"caf\xc3\xa9"], [None, b"x"], [b"3", b"\xff"]]
+    data = b"".join(mysql_packet(7 + i, encode_text_row(r)) for i, r in enumerate(rows))
+    kept: list[list[str | None]] = [["before", None]]
+    got = capture_mysql_rows(data, 0, len(data), 1 << 20, 7, None, 2, kept, 10, 100)
+    assert got == (len(data), 3, len(data) - 12, 10, 1 + 5 + 1 + 1 + 3)
+    assert kept == [["before", None], ["1", "café"], [None, "x"], ["3", "\ufffd"]]
+    # room: two rows, or the bytes of the first row only
+    assert capture_mysql_rows(data, 0, len(data), 1 << 20, 7, None, 2, [], 2, 100)[1] == 2
+    assert capture_mysql_rows(data, 0, len(data), 1 << 20, 7, None, 2, [], 10, 6)[1] == 1
+    # a row of the wrong column count stops the walk before it (Python reports it)
+    assert capture_mysql_rows(data, 0, len(data), 1 << 20, 7, None, 3, [], 10, 100)[1] == 0
+    with pytest.raises(ValueError):
+        capture_mysql_rows(data, 0, len(data) + 1, 1 << 20, 7, None, 2, [], 10, 100)
+    with pytest.raises(TypeError):
+        capture_mysql_rows(data, 0, len(data), 1 << 20, 7, object(), 2, [], 10, 100)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        capture_mysql_rows(data, 0, len(data), 1 << 20, 7, None, 2, (), 10, 100)  # type: ignore[arg-type]
 
 
 def bind_message(

@@ -208,6 +208,44 @@ def test_drain_frames_exactly_what_iteration_frames(
     assert [(p.seq, bytes(p.payload)) for p in got_drained] == packets
 
 
+@given(packets_strategy, st.data())
+def test_drain_in_batches_with_unread_tails_frames_exactly_what_iteration_frames(
+    packets: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
+    """The relay frames a batch at a time and may give the tail of a batch back (the
+    compiled row walk then takes it): the packets still come out whole and in order."""
+    wire = b"".join(encode_packet(seq, payload) for seq, payload in packets)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
+    framer = PacketFramer()
+    got: list[Packet] = []
+    prev = 0
+    for cut in [*cuts, len(wire)]:
+        framer.feed(wire[prev:cut])
+        prev = cut
+        while batch := framer.drain(data.draw(st.integers(1, 4))):
+            keep = data.draw(st.integers(1, len(batch)))
+            framer.unread(sum(len(p.wire) for p in batch[keep:]))
+            got.extend(batch[:keep])
+    assert [(p.seq, bytes(p.payload)) for p in got] == packets
+    assert b"".join(bytes(p.wire) for p in got) == wire
+
+
+def test_unread_gives_back_only_what_the_last_drain_framed() -> None:
+    framer = PacketFramer()
+    framer.feed(encode_packet(0, b"ab") + encode_packet(1, b"cde"))
+    first = framer.drain(1)
+    assert [bytes(p.payload) for p in first] == [b"ab"]
+    with pytest.raises(ValueError):
+        framer.unread(len(first[0].wire) + 1)
+    framer.unread(len(first[0].wire))
+    assert [bytes(p.payload) for p in framer.drain()] == [b"ab", b"cde"]
+    framer.feed(encode_packet(2, b"xyz")[:3])  # half a header: held, not framed
+    assert framer.drain() == []
+    framer.feed(encode_packet(2, b"xyz")[3:] + encode_packet(3, b"q")[:2])
+    with pytest.raises(ValueError):  # bytes still pending: nothing to give back
+        framer.unread(1)
+
+
 def test_drain_respects_the_cap() -> None:
     framer = PacketFramer(max_payload=3)
     framer.feed(encode_packet(0, b"abc") + encode_packet(1, b"abcd"))

@@ -28,10 +28,15 @@ if TYPE_CHECKING:
     ScanCopy = Callable[[Buffer, int, int, int, "Gate", bool], tuple[int, int]]
     ScanMySqlRows = Callable[[Buffer, int, int, int, int, "Gate | None"], tuple[int, int, int, int]]
     Cells = tuple[list[str | None], int]
+    CaptureMySqlRows = Callable[
+        [Buffer, int, int, int, int, "Gate | None", int, list[list[str | None]], int, int],
+        tuple[int, int, int, int, int],
+    ]
     Bind = tuple[str, str, list[str | bytes | None], list[int], bool]
 
 __all__ = [
     "NO_GATE",
+    "capture_mysql_rows",
     "mysql_text_cells",
     "native_gate",
     "pg_bind",
@@ -61,6 +66,10 @@ pg_cells: Final[Callable[[Buffer, list[int]], Cells | None] | None] = (
 )
 mysql_text_cells: Final[Callable[[Buffer, int], Cells | None] | None] = (
     _rowscan.mysql_text_cells if _rowscan is not None else None
+)
+# scan_mysql_rows that also decodes the rows it takes for the result capture.
+capture_mysql_rows: Final[CaptureMySqlRows | None] = (
+    _rowscan.capture_mysql_rows if _rowscan is not None else None
 )
 # A Bind message read for the recording (pg_observer.parse_bind); None from the call for
 # anything irregular (the Python parser then runs).

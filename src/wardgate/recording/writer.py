@@ -228,6 +228,23 @@ class ResultCapture:
         else:
             self.truncated = True
 
+    def room(self) -> tuple[int, int]:
+        """(rows, bytes) the capture still keeps: a row of ``size`` bytes is kept while
+        rows > 0 and size <= bytes (``add_sized``)."""
+        return self._max_rows - len(self._rows), self._max_bytes - self._kept_bytes
+
+    def add_run(self, rows: list[list[Cell]], size: int) -> None:
+        """``add_sized`` for rows a compiled walk decoded within ``room()`` (``size``:
+        theirs together); they are kept as they are."""
+        if self.truncated or len(rows) > self._max_rows - len(self._rows):
+            raise ValueError("add_run: rows beyond the capture's room")
+        if size > self._max_bytes - self._kept_bytes:
+            raise ValueError("add_run: bytes beyond the capture's room")
+        self._rows.extend(rows)
+        self._kept_bytes += size
+        self.total_rows += len(rows)
+        self.total_bytes += size
+
     def finish(self) -> None:
         """Record the ``result`` event (once; later calls do nothing)."""
         if self._done:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
+from wardgate.masking.native import capture_mysql_rows as _capture_mysql_rows
 from wardgate.masking.native import mysql_text_cells as _mysql_text_cells
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.mysql import ColumnDefinition, ResponseKind, ResultSetTracker
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from wardgate.server.mysql_masking import MySqlMaskPlan, MySqlRowMasker
     from wardgate.server.mysql_relay import PreparedStatement
 
+# The relay may decode captured rows in C (``capture_walk``) when the extension is built.
+_CAPTURE_WALK: Final = _capture_mysql_rows is not None
 _SIMPLE_COMMANDS: Final = frozenset({Command.QUERY, Command.FIELD_LIST, Command.PROCESS_INFO})
 # ERR codes the relay answers refusals with whose SQLSTATE is not 42000.
 _HY000_CODES: Final = frozenset({1094, 1290})
@@ -276,6 +279,33 @@ class MySqlObserver:
             return True, None
         gate = plan.gate
         return gate is not None, gate
+
+    def capture_walk(self) -> tuple[Gate | None, int, int, int] | None:
+        """While the capture keeps the rows of a text-protocol result: (gate, columns,
+        room_rows, room_bytes) for a compiled walk that decodes the rows it takes
+        (``capture_mysql_rows``, reported with ``rows_captured``); None when each row
+        must go to ``on_row`` (binary rows, masking without a compiled gate, no capture
+        keeping rows, no extension)."""
+        cap = self._capture
+        if cap is None or cap.truncated or self._binary or not _CAPTURE_WALK:
+            return None
+        plan = self._plan
+        gate = None
+        if plan is not None:
+            gate = plan.gate
+            if gate is None:
+                return None
+        return (gate, len(self._columns), *cap.room())
+
+    def rows_captured(self, rows: list[list[str | None]], size: int) -> None:
+        """``rows`` went out as ``capture_walk`` allowed, decoded (``size``: their cells'
+        bytes); the capture keeps them as ``on_row`` would have."""
+        cap = self._capture
+        assert cap is not None
+        cap.add_run(rows, size)
+        owner = self._owner
+        if owner is not None:
+            owner.rows += len(rows)
 
     def rows_passed(self, rows: int, nbytes: int) -> None:
         """``rows`` rows (``nbytes`` of payload) went out as ``row_walk`` allowed."""

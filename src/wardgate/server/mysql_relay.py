@@ -33,9 +33,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from wardgate.core.errors import AuthenticationError, ProtocolViolationError, WardgateError
+from wardgate.masking.native import capture_mysql_rows as _capture_mysql_rows
 from wardgate.masking.native import scan_mysql_rows as _scan_mysql_rows
 from wardgate.pipeline.hooks import ApprovalOutcome, StatementGate, StatementPath, Verdict
 from wardgate.proto.mysql import (
@@ -132,6 +133,14 @@ _STRICT_CODECS = frozenset(
 _ADAPTER_CLASSES = frozenset({StatementClass.SESSION, StatementClass.SERVER_ESCAPE})
 
 
+# Rows left in a framed batch worth handing back to the compiled walk (``_relay_packets``):
+# below this, the Python loop finishes the batch itself.
+_WALK_AGAIN: Final = 4
+# Packets framed at a time: a result's first row, after which the compiled walk may take
+# over, comes early in a batch; a longer batch would frame rows only to give them back.
+_BATCH: Final = 32
+
+
 class ResultObserver(Protocol):
     """Recording and masking see the session through this (none is installed yet).
 
@@ -163,6 +172,12 @@ class ResultObserver(Protocol):
     def row_walk(self) -> tuple[bool, Gate | None]: ...
 
     def rows_passed(self, rows: int, nbytes: int) -> None: ...
+
+    # While the recording keeps the rows: may a compiled walk take them and decode them
+    # for it (gate, columns, room_rows, room_bytes)? ``rows_captured`` hands them over.
+    def capture_walk(self) -> tuple[Gate | None, int, int, int] | None: ...
+
+    def rows_captured(self, rows: list[list[str | None]], size: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -706,22 +721,49 @@ class MySqlRelay:
     def upstream_data(self, data: bytes) -> None:
         self.live.bytes_to_client += len(data)
         framer = self.sframer
-        boundary = framer.buffered == 0
+        # The chunk as it came, while it may still go out as is (it starts on a packet
+        # boundary, and nothing in it has been dropped, replaced or walked).
+        whole: bytes | None = data if framer.buffered == 0 else None
         framer.feed(data)
-        if _scan_mysql_rows is not None and self._swallow is None:
-            walked = self._walk_rows()
-            if walked is not None:
-                # Rows nobody needs to see one by one went out as they came; the rest
-                # of the chunk (end of rows, a row the gate could not rule out) follows.
-                self.client.write(walked)
-                boundary = False
+        out: list[bytes | memoryview] = []  # what goes to the client, in one write
+        while True:
+            if _scan_mysql_rows is not None and self._swallow is None:
+                walked = self._walk_rows()
+                if walked is not None:
+                    # Rows nobody needs to see one by one go out as they came; the rest
+                    # (end of rows, a row the gate could not rule out) follows.
+                    out.append(walked)
+                    whole = None
+            again = self._relay_packets(out, whole)
+            if self.closed:
+                return
+            if not again:
+                break
+            whole = None
+        if len(out) == 1:
+            self.client.write(out[0])
+        elif out:
+            self.client.writelines(out)
+        if self._stall == "idle" and self.tracker.idle and not self._injections:
+            self._stall = None
+            self._process_client()
+
+    def _relay_packets(self, out: list[bytes | memoryview], whole: bytes | None) -> bool:
+        """Frame a batch of what is buffered, feed it to the tracker (and observer) and add
+        what goes to the client to ``out``. True when more may follow: the batch was full,
+        or it stopped after a row past which the compiled walk may take the rest of the
+        result (the packets after it are framed again). On a protocol violation or failed
+        inspection, ``out`` is written before the session ends."""
+        framer = self.sframer
         try:
-            packets = framer.drain()
+            packets = framer.drain(_BATCH)
         except ProtocolViolationError as e:
+            self._flush(out)
             self._upstream_violation(str(e))
-            return
+            return False
         if not packets:
-            return
+            return False
+        again = len(packets) == _BATCH
         feed = self.tracker.feed
         observer = self.observer
         plain = observer is None and self._swallow is None
@@ -731,10 +773,12 @@ class MySqlRelay:
         run = run_bytes = 0
         segments: list[bytes | memoryview] | None = None
         start = 0
+        last = len(packets) - 1
         for i, p in enumerate(packets):
             try:
                 kind = feed(p)
             except ProtocolViolationError as e:
+                self._flush(out)
                 if self.tracker.idle and len(p.payload) and p.payload[0] == 0xFF:
                     # The target ends the session on its own (KILL CONNECTION, timeout,
                     # shutdown): pass its reason on, then close.
@@ -746,7 +790,7 @@ class MySqlRelay:
                     self.close("target_closed", err.message)
                 else:
                     self._upstream_violation(str(e))
-                return
+                return False
             if kind is _ROW:
                 if plain:
                     continue
@@ -764,36 +808,64 @@ class MySqlRelay:
                 # Fail closed: a result masking or recording could not inspect does not
                 # leave; what was already checked goes out, then the session ends.
                 log.exception("session %s: result inspection failed", self.live.id)
-                sent = segments if segments is not None else []
+                sent = out
+                if segments is not None:
+                    sent.extend(segments)
                 sent.extend(q.wire for q in packets[start:i])
                 self._inspection_failed(sent, p, e)
-                return
+                return False
             walk, gate = self._rows_unobserved()
-            if extra is None:
-                continue
-            # This packet is dropped or replaced, or something follows it.
-            if segments is None:
-                segments = []
-            segments.extend(q.wire for q in packets[start:i])
-            segments.extend(extra)
-            start = i + 1
-            plain = self.observer is None and self._swallow is None
+            if extra is not None:
+                # This packet is dropped or replaced, or something follows it.
+                if segments is None:
+                    segments = []
+                segments.extend(q.wire for q in packets[start:i])
+                segments.extend(extra)
+                start = i + 1
+                plain = self.observer is None and self._swallow is None
+            if kind is _ROW and last - i >= _WALK_AGAIN and self._walk_applies(walk):
+                # The rest of this result may go to the compiled walk: hand the
+                # packets after this row back to the framer.
+                framer.unread(sum(len(q.wire) for q in packets[i + 1 :]))
+                del packets[i + 1 :]
+                again = True
+                break
         if run:
             assert observer is not None
             observer.rows_passed(run, run_bytes)
-        if segments is None:
-            rest = framer.buffered
-            if boundary:
-                self.client.write(data if not rest else memoryview(data)[: len(data) - rest])
-            else:
-                self.client.write(b"".join(q.wire for q in packets))
-        else:
+        if segments is not None:
             segments.extend(q.wire for q in packets[start:])
-            if segments:
-                self.client.write(b"".join(segments))
-        if self._stall == "idle" and self.tracker.idle and not self._injections:
-            self._stall = None
-            self._process_client()
+            out.extend(segments)
+        elif whole is not None and not again:
+            rest = framer.buffered
+            out.append(whole if not rest else memoryview(whole)[: len(whole) - rest])
+        elif len(packets) == 1:
+            out.append(packets[0].wire)
+        else:
+            out.append(b"".join(q.wire for q in packets))
+        return again
+
+    def _flush(self, out: list[bytes | memoryview]) -> None:
+        """Write what was checked so far (before an error ends the session)."""
+        if out:
+            with contextlib.suppress(Exception):
+                self.client.writelines(out)
+            out.clear()
+
+    def _walk_applies(self, walk: bool) -> bool:
+        """After a row that took the Python path: may a compiled walk (``_walk_rows``)
+        take the rows that follow it?"""
+        if _scan_mysql_rows is None or self._swallow is not None:
+            return False
+        if walk:
+            return True
+        observer = self.observer
+        return (
+            _capture_mysql_rows is not None
+            and observer is not None
+            and self.tracker.row_run_seq() >= 0
+            and observer.capture_walk() is not None
+        )
 
     def _rows_unobserved(self) -> tuple[bool, Gate | None]:
         """(True, gate) while the rows of the current result need not go to ``on_row``:
@@ -817,7 +889,7 @@ class MySqlRelay:
         if observer is not None:
             ok, gate = self._rows_unobserved()  # (the first row announces the columns)
             if not ok:
-                return None
+                return self._capture_rows(observer, seq)
         scan = _scan_mysql_rows
         assert scan is not None
         cap = self.sframer.max_payload
@@ -828,6 +900,34 @@ class MySqlRelay:
         self.tracker.rows_walked(rows, next_seq)
         if observer is not None:
             observer.rows_passed(rows, nbytes)
+        return span
+
+    def _capture_rows(self, observer: ResultObserver, seq: int) -> memoryview | None:
+        """``_walk_rows`` while the recording keeps the result's rows: the compiled walk
+        takes the rows that fit the capture and decodes them for it (the row that does
+        not fit, does not parse or may need masking goes to ``on_row``)."""
+        if not self._columns_announced or self._swallow is not None:
+            return None
+        walk = observer.capture_walk()
+        if walk is None:
+            return None
+        gate, ncols, room_rows, room_bytes = walk
+        if room_rows <= 0:
+            return None
+        capture = _capture_mysql_rows
+        assert capture is not None
+        cap = self.sframer.max_payload
+        kept: list[list[str | None]] = []
+        taken = self.sframer.take_run(
+            lambda buf, pos, end: capture(
+                buf, pos, end, cap, seq, gate, ncols, kept, room_rows, room_bytes
+            )
+        )
+        if taken is None:
+            return None
+        span, (_, rows, _nbytes, next_seq, size) = taken
+        self.tracker.rows_walked(rows, next_seq)
+        observer.rows_captured(kept, size)
         return span
 
     def _server_packet(self, p: Packet, kind: ResponseKind) -> list[bytes | memoryview] | None:

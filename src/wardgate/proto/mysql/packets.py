@@ -176,8 +176,9 @@ class PacketFramer:
             raise StopIteration
         return packet
 
-    def drain(self) -> list[Packet]:
-        """Frame every complete packet buffered so far (the command-phase hot path).
+    def drain(self, limit: int = 1 << 62) -> list[Packet]:
+        """Frame every complete packet buffered so far, up to ``limit`` packets (the
+        command-phase hot path).
 
         Equivalent to iterating the framer, in one tight loop. Not for the login phase,
         where bytes after an SSLRequest belong to TLS (use :meth:`next_packet` there).
@@ -187,7 +188,8 @@ class PacketFramer:
         if self._broken is None and not self._pending:
             buf, pos, view, cap = self._buf, self._pos, self._view, self.max_payload
             size = len(buf)
-            while pos + HEADER_SIZE <= size:
+            n = limit
+            while n and pos + HEADER_SIZE <= size:
                 length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
                 end = pos + HEADER_SIZE + length
                 if length >= MAX_PHYSICAL_PAYLOAD or end > size or length > cap:
@@ -195,10 +197,20 @@ class PacketFramer:
                 seq = buf[pos + 3]
                 append(Packet(seq, view[pos + HEADER_SIZE : end], (seq + 1) & 0xFF, view[pos:end]))
                 pos = end
+                n -= 1
             self._pos = pos
-        while (packet := self.next_packet()) is not None:
+        while len(out) < limit and (packet := self.next_packet()) is not None:
             append(packet)
         return out
+
+    def unread(self, nbytes: int) -> None:
+        """Give back the last ``nbytes`` of what the last ``drain`` framed (whole packets
+        at its end): they are framed again next time. All of one drain's packets lie in
+        the current buffer, back to back, ending at the read position."""
+        if self._pending or not 0 <= nbytes <= self._pos:
+            raise ValueError("unread: only the tail of the last drain can be given back")
+        self._pos -= nbytes
+        self._need = HEADER_SIZE
 
     def take_run(
         self, walk: Callable[[bytes, int, int], tuple[int, ...]]
