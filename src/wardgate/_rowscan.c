@@ -22,10 +22,12 @@
  *   pg_cells(msg, formats), mysql_text_cells(payload, ncols)
  *       One row decoded as the recording's result capture keeps it, with its size.
  *
+ *   capture_rows(data, pos, end, max_message, gate, formats, rows, room_rows, room_bytes)
  *   capture_mysql_rows(data, pos, end, max_payload, seq, gate, ncols, rows, room_rows,
  *                      room_bytes)
- *       scan_mysql_rows for the rows the capture keeps: each row taken is decoded as
- *       mysql_text_cells does and appended to `rows`, within the capture's room.
+ *       scan_rows / scan_mysql_rows for the rows the capture keeps: each row taken is
+ *       decoded as pg_cells / mysql_text_cells does and appended to `rows`, within the
+ *       capture's room.
  *
  *   Gate(...)
  *       A compiled copy of ValueMasker.may_contain (wardgate/masking/engine.py): the same
@@ -734,27 +736,21 @@ static PyObject *cells_done(PyObject *cells, Py_ssize_t size, Py_buffer *data, i
     Py_RETURN_NONE;
 }
 
-/* pg_cells(msg, formats) -> (cells, size) or None: a whole DataRow message decoded as
- * pg_observer.decode_data_row does (text per format 0, "\x" hex per format 1), with the
- * size ResultCapture.add would count; None when the row does not parse (the caller then
- * takes the Python path, which reports it). */
-static PyObject *pg_cells(PyObject *module, PyObject *args)
+/* One whole DataRow message decoded as pg_observer.decode_data_row does (text per format
+ * 0, "\x" hex per format 1): 1 with *out a new list and its size added to *size, 0 when
+ * the row does not parse, -1 with an error set. */
+static int pg_row_cells(const uint8_t *buf, Py_ssize_t end, PyObject *formats,
+                        Py_ssize_t *size, PyObject **out)
 {
-    Py_buffer data;
-    PyObject *formats;
-    if (!PyArg_ParseTuple(args, "y*O!:pg_cells", &data, &PyList_Type, &formats))
-        return NULL;
-    const uint8_t *buf = data.buf;
-    Py_ssize_t end = data.len, size = 0;
-    PyObject *cells = NULL;
+    *out = NULL;
     if (end < 7)
-        goto malformed;
+        return 0;
     int ncols = be16s(buf + 5);
     if (ncols < 0)
-        goto malformed;
-    cells = PyList_New(ncols);
+        return 0;
+    PyObject *cells = PyList_New(ncols);
     if (cells == NULL)
-        goto error;
+        return -1;
     Py_ssize_t nfmt = PyList_GET_SIZE(formats), off = 7;
     for (int i = 0; i < ncols; i++) {
         if (end - off < 4)
@@ -773,18 +769,92 @@ static PyObject *pg_cells(PyObject *module, PyObject *args)
                 if (fmt == -1 && PyErr_Occurred())
                     goto error;
             }
-            cell = fmt == 1 ? hex_cell(buf + off, len, &size) : text_cell(buf + off, len, &size);
+            cell = fmt == 1 ? hex_cell(buf + off, len, size) : text_cell(buf + off, len, size);
             if (cell == NULL)
                 goto error;
             off += len;
         }
         PyList_SET_ITEM(cells, i, cell);
     }
-    return cells_done(cells, size, &data, 1);
+    *out = cells;
+    return 1;
 malformed:
-    return cells_done(cells, size, &data, 0);
+    Py_DECREF(cells);
+    return 0;
 error:
-    return cells_done(cells, size, &data, -1);
+    Py_DECREF(cells);
+    return -1;
+}
+
+/* pg_cells(msg, formats) -> (cells, size) or None: a whole DataRow message decoded as
+ * pg_observer.decode_data_row does, with the size ResultCapture.add would count; None
+ * when the row does not parse (the caller then takes the Python path, which reports it). */
+static PyObject *pg_cells(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    PyObject *formats;
+    if (!PyArg_ParseTuple(args, "y*O!:pg_cells", &data, &PyList_Type, &formats))
+        return NULL;
+    Py_ssize_t size = 0;
+    PyObject *cells;
+    int outcome = pg_row_cells(data.buf, data.len, formats, &size, &cells);
+    return cells_done(cells, size, &data, outcome);
+}
+
+/* capture_rows(data, pos, end, max_message, gate, formats, rows, room_rows, room_bytes)
+ * -> (new_pos, taken, payload_bytes, size)
+ *
+ * scan_rows for the DataRows the recording keeps: the same walk and the same stops, and
+ * each row taken is also decoded as pg_cells does and its cells appended to the list
+ * `rows`. It takes at most `room_rows` rows whose cells add up to at most `room_bytes`
+ * (what ResultCapture still keeps) and stops before a row that does not parse or would
+ * not fit: that row takes the Python path (which reports it, or marks the capture
+ * truncated). `size` is the cells' total size as ResultCapture counts it. */
+static PyObject *capture_rows(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t pos, end, max_message, room_rows, room_bytes;
+    PyObject *gate_obj, *formats, *rows_out;
+    if (!PyArg_ParseTuple(args, "y*nnnOO!O!nn:capture_rows", &data, &pos, &end, &max_message,
+                          &gate_obj, &PyList_Type, &formats, &PyList_Type, &rows_out,
+                          &room_rows, &room_bytes))
+        return NULL;
+    const GateObject *gate;
+    if (!optional_gate(gate_obj, &data, "capture_rows", &gate))
+        return NULL;
+    if (!span_ok(&data, pos, end, "capture_rows"))
+        return NULL;
+    const uint8_t *buf = data.buf;
+    Py_ssize_t rows = 0, nbytes = 0, size = 0, mend;
+    while (rows < room_rows && (mend = message_end(buf, pos, end, max_message, 'D')) >= 0) {
+        if (gate != NULL && !row_clean(gate, buf, pos, mend))
+            break;
+        Py_ssize_t row_size = 0;
+        PyObject *cells;
+        int outcome = pg_row_cells(buf + pos, mend - pos, formats, &row_size, &cells);
+        if (outcome < 0) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+        if (outcome == 0)
+            break;
+        if (row_size > room_bytes - size) {
+            Py_DECREF(cells);
+            break;
+        }
+        int appended = PyList_Append(rows_out, cells);
+        Py_DECREF(cells);
+        if (appended < 0) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+        size += row_size;
+        rows++;
+        nbytes += mend - pos - 7;
+        pos = mend;
+    }
+    PyBuffer_Release(&data);
+    return Py_BuildValue("(nnnn)", pos, rows, nbytes, size);
 }
 
 /* One text-protocol row (one length-encoded string per column, 0xFB for NULL) decoded
@@ -1038,6 +1108,9 @@ static PyMethodDef module_methods[] = {
      "mysql_text_cells(payload, ncols) -> (cells, size) | None: a MySQL text row, likewise"},
     {"pg_bind", pg_bind, METH_VARARGS,
      "pg_bind(msg) -> (portal, statement, params, result_formats, any_binary) | None"},
+    {"capture_rows", capture_rows, METH_VARARGS,
+     "capture_rows(data, pos, end, max_message, gate, formats, rows, room_rows, room_bytes) "
+     "-> (new_pos, taken, payload_bytes, size)"},
     {"capture_mysql_rows", capture_mysql_rows, METH_VARARGS,
      "capture_mysql_rows(data, pos, end, max_payload, seq, gate, ncols, rows, room_rows, "
      "room_bytes) -> (new_pos, taken, payload_bytes, next_seq, size)"},

@@ -24,6 +24,18 @@ def scan_copy(
 def scan_mysql_rows(
     data: Buffer, pos: int, end: int, max_payload: int, seq: int, gate: Gate | None, /
 ) -> tuple[int, int, int, int]: ...
+def capture_rows(
+    data: Buffer,
+    pos: int,
+    end: int,
+    max_message: int,
+    gate: Gate | None,
+    formats: list[int],
+    rows: list[list[str | None]],
+    room_rows: int,
+    room_bytes: int,
+    /,
+) -> tuple[int, int, int, int]: ...
 def capture_mysql_rows(
     data: Buffer,
     pos: int,

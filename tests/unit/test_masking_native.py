@@ -343,6 +343,116 @@ def test_the_walk_matches_a_python_reference_on_hostile_input(
     )
 
 
+def whole_values(msg: bytes) -> bool:
+    """Every value a DataRow announces lies inside it (what pg_cells insists on)."""
+    if len(msg) < 7:
+        return False
+    ncols, off = int.from_bytes(msg[5:7], "big", signed=True), 7
+    if ncols < 0:
+        return False
+    for _ in range(ncols):
+        if len(msg) - off < 4:
+            return False
+        n = int.from_bytes(msg[off : off + 4], "big", signed=True)
+        off += 4
+        if n >= 0:
+            if len(msg) - off < n:
+                return False
+            off += n
+    return True
+
+
+def reference_capture_rows(
+    data: bytes,
+    end: int,
+    max_message: int,
+    m: ValueMasker | None,
+    formats: list[int],
+    room_rows: int,
+    room_bytes: int,
+) -> tuple[tuple[int, int, int, int], list[list[str | None]]]:
+    """What capture_rows may take: the walk's rows that decode as the Python capture
+    decodes them and fit what the capture still keeps, decoded that way."""
+    from wardgate.server.pg_observer import decode_data_row
+
+    pos = rows = nbytes = size = 0
+    kept: list[list[str | None]] = []
+    while rows < room_rows:
+        _, one, _ = reference_walk(data, pos, end, max_message, m, b"")
+        if not one:
+            break
+        mend = pos + 1 + int.from_bytes(data[pos + 1 : pos + 5], "big")
+        if not whole_values(data[pos:mend]):
+            break  # the Python path takes it (and its decoder is the lenient one)
+        cells = decode_data_row(data[pos:mend], formats)
+        if capture_size(cells) > room_bytes - size:
+            break
+        kept.append(cells)
+        size += capture_size(cells)
+        rows += 1
+        nbytes += mend - pos - 7
+        pos = mend
+    return (pos, rows, nbytes, size), kept
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    segments=st.lists(SEGMENTS, max_size=8),
+    gated=st.booleans(),
+    cut=st.integers(min_value=0, max_value=40),
+    max_message=st.sampled_from([20, 1 << 20]),
+    formats=st.lists(st.sampled_from([0, 1]), max_size=4),
+    room_rows=st.integers(0, 9),
+    room_bytes=st.sampled_from([0, 5, 40, 1 << 20]),
+)
+def test_the_capture_walk_takes_and_decodes_exactly_what_the_reference_does(
+    segments: list[bytes],
+    gated: bool,
+    cut: int,
+    max_message: int,
+    formats: list[int],
+    room_rows: int,
+    room_bytes: int,
+) -> None:
+    from wardgate.masking.native import capture_rows
+
+    assert capture_rows is not None
+    data = b"".join(segments)
+    end = max(0, len(data) - cut)
+    m = MASKERS["builtin"] if gated else None
+    gate = None
+    if m is not None:
+        from wardgate._rowscan import Gate
+
+        gate = Gate(b"", 1, *m.native_spec())
+    kept: list[list[str | None]] = []
+    got = capture_rows(data, 0, end, max_message, gate, formats, kept, room_rows, room_bytes)
+    want, want_kept = reference_capture_rows(
+        data, end, max_message, m, formats, room_rows, room_bytes
+    )
+    assert (got, kept) == (want, want_kept)
+
+
+def test_the_capture_walk_refuses_bad_arguments() -> None:
+    from wardgate.masking.native import capture_rows
+
+    assert capture_rows is not None
+    data = datarow([b"1", None]) + datarow([b"\xff", b"x"])
+    kept: list[list[str | None]] = []
+    assert capture_rows(data, 0, len(data), 1 << 20, None, [0, 1], kept, 5, 100) == (
+        len(data), 2, 9 + 10, 1 + 3 + 4  # "1"; U+FFFD is 3 bytes of UTF-8; "\\x78"
+    )  # fmt: skip
+    assert kept == [["1", None], ["\ufffd", "\\x78"]]
+    with pytest.raises(ValueError):
+        capture_rows(data, 0, len(data) + 1, 1 << 20, None, [], [], 5, 100)
+    with pytest.raises(TypeError):
+        capture_rows(data, 0, len(data), 1 << 20, object(), [], [], 5, 100)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        capture_rows(data, 0, len(data), 1 << 20, None, [0], None, 5, 100)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # a format that is not an int fails, as in pg_cells
+        capture_rows(data, 0, len(data), 1 << 20, None, ["x"], [], 5, 100)  # type: ignore[list-item]
+
+
 def test_the_pure_python_switch_turns_the_extension_off() -> None:
     import subprocess
     import sys

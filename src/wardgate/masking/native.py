@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     ScanCopy = Callable[[Buffer, int, int, int, "Gate", bool], tuple[int, int]]
     ScanMySqlRows = Callable[[Buffer, int, int, int, int, "Gate | None"], tuple[int, int, int, int]]
     Cells = tuple[list[str | None], int]
+    CaptureRows = Callable[
+        [Buffer, int, int, int, "Gate | None", list[int], list[list[str | None]], int, int],
+        tuple[int, int, int, int],
+    ]
     CaptureMySqlRows = Callable[
         [Buffer, int, int, int, int, "Gate | None", int, list[list[str | None]], int, int],
         tuple[int, int, int, int, int],
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_GATE",
     "capture_mysql_rows",
+    "capture_rows",
     "mysql_text_cells",
     "native_gate",
     "pg_bind",
@@ -67,7 +72,8 @@ pg_cells: Final[Callable[[Buffer, list[int]], Cells | None] | None] = (
 mysql_text_cells: Final[Callable[[Buffer, int], Cells | None] | None] = (
     _rowscan.mysql_text_cells if _rowscan is not None else None
 )
-# scan_mysql_rows that also decodes the rows it takes for the result capture.
+# scan_rows / scan_mysql_rows that also decode the rows they take for the result capture.
+capture_rows: Final[CaptureRows | None] = _rowscan.capture_rows if _rowscan is not None else None
 capture_mysql_rows: Final[CaptureMySqlRows | None] = (
     _rowscan.capture_mysql_rows if _rowscan is not None else None
 )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from wardgate.masking.native import capture_rows as _capture_rows
 from wardgate.masking.native import pg_bind as _pg_bind
 from wardgate.masking.native import pg_cells as _pg_cells
 from wardgate.pipeline.hooks import StatementPath, Verdict
@@ -262,6 +263,10 @@ class PgObserver:
         self.rows_passthrough = False
         self.row_gate: Gate | None = None
         self.copy_gate: tuple[Gate, bool] | None = None  # the same for COPY TO STDOUT rows
+        # While the capture keeps rows: True when the compiled walk may take them and
+        # decode them for it (``capture_rows``), with this gate (None: nothing to mask).
+        self.capture_walk = False
+        self._capture_gate: Gate | None = None
         self._capture_owner: _Pending | None = None
         self._finished: list[_Pending] = []  # finished, not yet recorded: flush_finished
         self._descs: dict[bytes, list[ColumnDesc]] = {}  # RowDescription bytes -> columns
@@ -494,6 +499,26 @@ class PgObserver:
         if head is not None:
             head.rows += rows
 
+    def capture_rows(self, data: bytes, pos: int, end: int, max_message: int) -> int:
+        """While ``capture_walk``: the compiled walk takes the DataRows from ``pos`` that
+        the capture keeps (within its room, that masking would leave as they are) and
+        they are counted and kept as ``server_message`` would; returns where it stopped
+        (``pos``: the next row takes the Python path)."""
+        cap = self._capture
+        assert cap is not None and _capture_rows is not None
+        room_rows, room_bytes = cap.room()
+        kept: list[list[str | None]] = []
+        after, run, _, size = _capture_rows(
+            data, pos, end, max_message, self._capture_gate, self._formats, kept,
+            room_rows, room_bytes,
+        )  # fmt: skip
+        if run:
+            cap.add_run(kept, size)
+            head = self._head()
+            if head is not None:
+                head.rows += run
+        return after
+
     def _update_passthrough(self) -> None:
         cap = self._capture
         ready = self._cols is not None and (cap is None or cap.truncated)
@@ -505,6 +530,14 @@ class PgObserver:
             if ready and plan is not None and masker is not None
             else None
         )
+        # Rows the capture keeps: in C too, when masking leaves them be or a gate says so.
+        keeping = self._cols is not None and cap is not None and not cap.truncated
+        gate = None
+        if keeping and plan is not None and masker is not None:
+            gate = masker.native_gate(plan)
+            keeping = gate is not None
+        self.capture_walk = keeping and _capture_rows is not None
+        self._capture_gate = gate
 
     # ------------------------------------------------------------------ helpers
     def _start_result(
@@ -543,6 +576,8 @@ class PgObserver:
         self._cols = None
         self.rows_passthrough = False
         self.row_gate = None
+        self.capture_walk = False
+        self._capture_gate = None
 
     def _rows_without_description(self) -> None:
         """An Execute of a statement the client described earlier sends no RowDescription:

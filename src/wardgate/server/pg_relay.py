@@ -85,6 +85,12 @@ class SessionObserver(Protocol):
 
     def rows_passed(self, rows: int, nbytes: int) -> None: ...
 
+    # While the recording keeps a result's rows: True when the compiled walk may take them
+    # and decode them for it -- ``capture_rows`` does, and says where it stopped.
+    capture_walk: bool
+
+    def capture_rows(self, data: bytes, pos: int, end: int, max_message: int) -> int: ...
+
     # Record what finished in the chunk just forwarded (after the client has it).
     def flush_finished(self) -> None: ...
 
@@ -450,6 +456,12 @@ class PgRelay:
                     rows += run
                     nbytes += run_bytes
                     continue
+                if observer.capture_walk:
+                    # Rows the recording keeps, decoded for it in the same compiled walk.
+                    after = observer.capture_rows(data, pos, n, max_message)
+                    if after > pos:
+                        pos = after
+                        continue
                 gate = observer.row_gate
                 if gate is not None:
                     # Rows the compiled gate vouches for (masking would leave them
