@@ -9,7 +9,9 @@ package, session pooling, its own port, run as the ``postgres`` user), and the g
 (``wardgate serve``) with its full pipeline: token auth, classification, policy, and
 whatever else the tree has -- ``recording:`` and ``masking:`` are switched on (their
 defaults) as soon as the config accepts them; the 1M-row reads are repeated on a second
-gateway with masking off (see ``--extra-config`` / ``--masking-config``).
+gateway with masking off (see ``--extra-config`` / ``--masking-config``). The ``stream``
+section also times a 2,000-row result (``pgbench -f``, one connection): the size where the
+recording's 1,000-row capture is most of the gateway's work per query.
 
 The ``mysql`` section (on by default; alone: ``--only mysql``) does the same for the MySQL
 adapter: database ``wardgate_bench`` on the local MariaDB (127.0.0.1:3306, root) with a
@@ -72,6 +74,10 @@ MY_TABLE = "rows_10k"
 MY_ROWS = 10_000
 MY_POINT_SQL = f"SELECT t FROM {MY_TABLE} WHERE id = 4242"
 MY_BIG_ROWS = 2_000
+# A mid-sized result, as a report or an agent's exploratory query reads it: the recording
+# keeps its first 1,000 rows (the default capture) and counts the rest.
+PG_BIG_ROWS = 2_000
+PG_BIG_SQL = f"SELECT aid, abalance, filler FROM pgbench_accounts WHERE aid <= {PG_BIG_ROWS}"
 MY_BIG_SQL = f"SELECT id, t FROM {MY_TABLE} WHERE id <= {MY_BIG_ROWS}"
 
 
@@ -574,6 +580,29 @@ def stream_copy(ep: Endpoint) -> dict[str, float]:
     return res
 
 
+def pg_result(ep: Endpoint, seconds: float) -> dict[str, float]:
+    """``pgbench -f`` running PG_BIG_SQL (2,000 rows of 3 columns) on one connection for
+    ``seconds``: milliseconds per query (libpq reads every row) and proxy CPU per query."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(PG_BIG_SQL + ";\n")
+    cmd = ["pgbench", "-n", "-f", f.name, "-M", "extended", "-c", "1", "-T", str(int(seconds))]
+    cmd += ["-h", PGHOST, "-p", str(ep.port), "-U", ep.user, ep.db]
+    try:
+        cpu0 = ep.cpu()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=ep.env(), check=False)
+        cpu1 = ep.cpu()
+    finally:
+        os.unlink(f.name)
+    lat = re.search(rf"latency average = {_NUM} ms", r.stdout)
+    txns = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
+    if r.returncode != 0 or not (lat and txns) or not int(txns.group(1)):
+        raise RuntimeError(f"pgbench -f ({PG_BIG_ROWS} rows) via {ep.name} failed: {r.stderr[-1500:]}")
+    res = {"ms": float(lat.group(1)), "queries": int(txns.group(1))}
+    if cpu0 is not None and cpu1 is not None:
+        res["cpu_ms"] = (cpu1 - cpu0) / res["queries"] * 1000
+    return res
+
+
 def stream_select(ep: Endpoint) -> dict[str, float]:
     """SELECT of 1M rows (int, 32-char text) read by libpq (psycopg, nothing converted)."""
     import psycopg
@@ -830,6 +859,14 @@ def run_rounds(
                     )
                     if "s" in a and "s" in b:
                         log(f"  1M rows {ep.name}: copy {a['s']:.2f} s, select {b['s']:.2f} s")
+                r = measure(
+                    res,
+                    f"result2k/{ep.name}",
+                    rnd,
+                    lambda ep=ep: pg_result(ep, max(2.0, plan.seconds / 2)),
+                )
+                if "ms" in r:
+                    log(f"  {PG_BIG_ROWS}-row result {ep.name}: {r['ms']:.2f} ms per query")
         for mode in ("simple", "extended"):
             for n, ep in by_workers.items():
                 r = measure(
@@ -910,6 +947,8 @@ def summarize(
     stream_names = [*names, *([extra_stream] if extra_stream else [])]
     for kind in ("copy", "select"):
         s["stream"][kind] = {n: res.med(f"stream_{kind}/{n}", "s") for n in stream_names}
+    s["result2k"] = {n: res.med(f"result2k/{n}", "ms") for n in stream_names}
+    s["result2k_cpu_ms"] = {n: res.med(f"result2k/{n}", "cpu_ms") for n in stream_names}
     for mode in ("simple", "extended"):
         for n in plan.workers:
             s["workers"][f"{mode}/w{n}"] = res.med(f"workers/{mode}/w{n}", "tps")
@@ -1086,6 +1125,25 @@ def markdown(
                 f"| … same, gateway with masking off, s | {fmt(d, '.3f')} | | {fmt(gm, '.3f')}"
                 f" | | {fmt(ratio(gm, d), '.2f')} |"
             )
+    rk, rc = s.get("result2k", {}), s.get("result2k_cpu_ms", {})
+    d, p, g = rk.get("direct"), rk.get("pgbouncer"), rk.get("gateway")
+    if g is not None:
+        lines.append(
+            f"| {PG_BIG_ROWS:,}-row result (pgbench -f, -M extended -c 1), ms per query "
+            f"| {fmt(d, '.2f')} | {fmt(p, '.2f')} | {fmt(g, '.2f')} | {fmt(ratio(p, d), '.2f')} "
+            f"| {fmt(ratio(g, d), '.2f')} |"
+        )
+        if rk.get(UNMASKED) is not None:
+            gm = rk[UNMASKED]
+            lines.append(
+                f"| … same, gateway with masking off, ms | {fmt(d, '.2f')} | | {fmt(gm, '.2f')}"
+                f" | | {fmt(ratio(gm, d), '.2f')} |"
+            )
+        lines.append(
+            f"| proxy CPU per {PG_BIG_ROWS:,}-row result, ms (masking off) | | "
+            f"{fmt(rc.get('pgbouncer'), '.2f')} | {fmt(rc.get('gateway'), '.2f')} "
+            f"({fmt(rc.get(UNMASKED), '.2f')}) | | |"
+        )
     cpu = s["cpu_per_10k"]
     for key, v in cpu.items():
         if v:
