@@ -39,7 +39,7 @@ from wardgate.server.live import LiveRegistry, LiveSession
 from wardgate.server.pg_upstream import send_cancel
 from wardgate.server.tls import client_ssl_context
 from wardgate.sql.cache import ClassificationCache
-from wardgate.sql.mysql import classify_mysql
+from wardgate.sql.mysql_shapes import MySqlShapeCache
 from wardgate.sql.pg_shapes import PostgresShapeCache
 from wardgate.storage.db import make_engine, session_factory, upgrade
 from wardgate.storage.kills import record_kill_request
@@ -69,7 +69,7 @@ class Gateway:
             # Exact text first; a text differing from an earlier one only in its literals
             # is answered from their shared, literal-blind classification.
             "postgres": ClassificationCache(PostgresShapeCache().classify),
-            "mysql": ClassificationCache(classify_mysql),
+            "mysql": ClassificationCache(MySqlShapeCache().classify),
         }
         self.approvals = ApprovalService(self.db, cfg.policy.approvals)
         self.table_names: dict[str, tuple[float, dict[int, str]]] = {}

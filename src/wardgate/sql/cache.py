@@ -6,7 +6,8 @@ effect (dialect, text). Classifications are immutable, so a hit returns the very
 the classifier made; nothing is normalised before the lookup, because two texts that
 differ only in a literal can differ in class (``WHERE 1 = 0`` / ``WHERE 1 = 1``). Sharing
 across literals is the wrapped classifier's business: ``wardgate.sql.pg_shapes`` does it
-for PostgreSQL, only where the classification provably does not read them.
+for PostgreSQL and ``wardgate.sql.mysql_shapes`` for MySQL, only where the classification
+provably does not read them.
 
 Bounds: at most ``max_entries`` entries, texts longer than ``max_text_bytes`` are
 classified every time and never stored, and the stored texts together stay under

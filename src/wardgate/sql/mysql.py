@@ -49,14 +49,16 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 
 from wardgate.sql.classes import Classification, PreparedOp, StatementClass, StatementInfo
+from wardgate.sql.postgres import LiteralRead
 
 READ = StatementClass.READ
 WRITE = StatementClass.WRITE
@@ -79,6 +81,77 @@ _MAX_DEPTH = 4  # PREPARE ... FROM '<text>' classifies <text>, which may PREPARE
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 _DIALECT = MySQL()
+
+# --------------------------------------------------------------------------------------
+# Literal-blind classification (``wardgate.sql.mysql_shapes``)
+# --------------------------------------------------------------------------------------
+
+# While set: the classification is literal-blind, and this says which of a blind
+# literal's two stand-in texts sqlglot gets (``_canonical``); the literals of the trees it
+# parses are blinded too (``_parse``).
+_BLIND: ContextVar[int | None] = ContextVar("wardgate_mysql_blind", default=None)
+# The trees a literal-blind classification parsed, in order (their shapes are compared
+# between the two stand-ins).
+PARSED: ContextVar[list[exp.Expression]] = ContextVar("wardgate_mysql_parsed")
+
+
+class BlindLiteral:
+    """Stands for a literal's value in a literal-blind classification: in the ``text`` and
+    ``up`` of a STRING or NUM token, and in the ``this`` of a parsed ``exp.Literal``.
+
+    Every use raises ``LiteralRead`` (a ``BaseException``: no ``except Exception`` can
+    turn it into an answer). What it lets through says nothing about the value it stands
+    for, because it is the same for every string: ``isinstance(x, str)`` is true
+    (``__class__`` is ``str``), and asking for an attribute a ``str`` does not have raises
+    ``AttributeError`` (so sqlglot's ``hasattr(v, "parent")`` walks pass it by). Only
+    ``_canonical`` looks inside: it writes a stand-in literal of the same form for sqlglot.
+    """
+
+    __slots__ = ("_forms",)
+
+    def __init__(self, forms: tuple[str, str]) -> None:
+        object.__setattr__(self, "_forms", forms)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "__class__":
+            return str
+        if hasattr(str, name):
+            raise LiteralRead(name)
+        raise AttributeError(name)
+
+
+def _read(self: object, *args: object) -> NoReturn:
+    raise LiteralRead("a literal's value")
+
+
+for _name in (
+    *("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__"),
+    *("__str__", "__repr__", "__format__", "__bytes__", "__fspath__", "__call__"),
+    *("__int__", "__float__", "__complex__", "__index__", "__trunc__", "__floor__"),
+    *("__ceil__", "__round__", "__neg__", "__pos__", "__abs__", "__invert__"),
+    *("__len__", "__length_hint__", "__iter__", "__reversed__", "__contains__"),
+    *("__getitem__", "__setitem__", "__delitem__", "__enter__", "__exit__"),
+    *("__reduce__", "__reduce_ex__", "__copy__", "__deepcopy__", "__setattr__", "__delattr__"),
+    *(
+        f"__{side}{op}__"
+        for op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod")
+        for side in ("", "r", "i")
+    ),
+    *(
+        f"__{side}{op}__"
+        for op in ("pow", "lshift", "rshift", "and", "or", "xor")
+        for side in ("", "r", "i")
+    ),
+):
+    setattr(BlindLiteral, _name, _read)
+
+
+def _blind_tree(tree: exp.Expression) -> None:
+    """Blind every literal of a tree parsed from stand-in literals (so a rule that reads
+    one raises). Kept: the tree's shape, which must not depend on the values."""
+    for node in list(tree.walk()):
+        if isinstance(node, exp.Literal):
+            node.args["this"] = BlindLiteral(("", ""))
 
 # --------------------------------------------------------------------------------------
 # Lexer
@@ -316,13 +389,20 @@ def _split(tokens: Sequence[_Tok]) -> list[list[_Tok]]:
 
 
 def _canonical(tokens: Sequence[_Tok]) -> str:
-    """The statement without comments (executable comments opened), for sqlglot."""
+    """The statement without comments (executable comments opened), for sqlglot. A blind
+    literal is written as the stand-in literal the classification has chosen."""
     parts: list[str] = []
     prev_end = -1
     for t in tokens:
         if parts and t.start > prev_end:
             parts.append(" ")
-        parts.append(t.text)
+        text: Any = t.text
+        if type(text) is BlindLiteral:
+            form = _BLIND.get()
+            if form is None:
+                raise LiteralRead("a blind literal outside a literal-blind classification")
+            text = object.__getattribute__(text, "_forms")[form]
+        parts.append(text)
         prev_end = t.end
     return "".join(parts)
 
@@ -524,6 +604,8 @@ def _value(node: exp.Expression | None) -> object:
     left, right = node.args.get("this"), node.args.get("expression")
     if isinstance(node, _REFLEXIVE) and left is not None and left == right:
         return True  # "a = a": every row where a is not null
+    if isinstance(left, exp.Column) or isinstance(right, exp.Column):
+        return _ROW  # what the column's _value makes of it, without reading the other side
     lv, rv = _value(left), _value(right)
     if lv is _ROW or rv is _ROW:
         return _ROW
@@ -682,6 +764,11 @@ def _parse(canonical: str) -> exp.Expression:
     tree = parsed[0] if len(parsed) == 1 else None
     if not isinstance(tree, exp.Expression) or isinstance(tree, exp.Command):
         raise _NeedsParserError("sqlglot (MySQL) does not understand this statement")
+    if _BLIND.get() is not None:
+        _blind_tree(tree)
+        trees = PARSED.get(None)
+        if trees is not None:
+            trees.append(tree)
     return tree
 
 
