@@ -376,3 +376,55 @@ def test_column_definition_round_trip(
         extended=extended,
     )
     assert ColumnDefinition.parse(col.encode(caps), caps) == col
+
+
+@given(st.binary(max_size=20), st.sampled_from([0, 0x200, 0x2200, 0x802200, 0x1802200]))
+def test_short_oks_parse_from_the_cache_exactly_as_from_the_bytes(
+    payload: bytes, caps: int
+) -> None:
+    """OkPacket.parse remembers short OKs by (bytes, capabilities): twice the same answer,
+    the answer of the reader itself, and a malformed one raises every time."""
+    from wardgate.proto.mysql import messages
+
+    try:
+        want = messages.OkPacket._parse(payload, caps)
+    except ProtocolViolationError:
+        for _ in range(2):
+            with pytest.raises(ProtocolViolationError):
+                OkPacket.parse(payload, caps)
+        return
+    assert OkPacket.parse(payload, caps) == want
+    assert OkPacket.parse(bytearray(payload), caps) == want  # from the cache
+    if len(payload) <= messages._OK_CACHED_LENGTH:
+        assert (payload, caps) in messages._OKS
+
+
+def test_the_same_ok_bytes_under_other_capabilities_are_read_anew() -> None:
+    ok = b"\x00\x01\x00\x02\x00\x00\x00"
+    with_41 = OkPacket.parse(ok, int(Capability.PROTOCOL_41))
+    without = OkPacket.parse(ok, 0)
+    assert with_41.status_flags == 2 and with_41.info == b""
+    assert without.status_flags == 0 and without.info == b"\x02\x00\x00\x00"
+
+
+@given(st.binary(min_size=1, max_size=10))
+def test_column_count_fast_path_answers_as_the_reader(payload: bytes) -> None:
+    from wardgate.proto.mysql.wire import PayloadReader
+
+    def reference(p: bytes) -> int:
+        r = PayloadReader(p, "column count")
+        n = r.lenenc_int("column count")
+        r.expect_end()
+        if n == 0:
+            raise ProtocolViolationError("zero")
+        return n
+
+    try:
+        want: int | None = reference(payload)
+    except ProtocolViolationError:
+        want = None
+    if want is None:
+        with pytest.raises(ProtocolViolationError):
+            parse_column_count(payload)
+    else:
+        assert parse_column_count(payload) == want

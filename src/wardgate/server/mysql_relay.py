@@ -86,6 +86,10 @@ _QUERY = Command.QUERY
 _PREPARE = Command.STMT_PREPARE
 _EXECUTE = Command.STMT_EXECUTE
 _ROW = ResponseKind.ROW
+# Packets nobody acts on while no response is being swallowed and they end no command
+# (``_server_packet`` returns None for them: the tracker has them, the observer has
+# nothing to do). The last column of a COM_STMT_PREPARE answer may end it: not skipped.
+_INERT = frozenset({ResponseKind.COLUMN_DEFINITION})
 
 # Commands forwarded as they are: the statement behind them was judged at prepare time,
 # or they only read session state / reset it.
@@ -764,7 +768,8 @@ class MySqlRelay:
         if not packets:
             return False
         again = len(packets) == _BATCH
-        feed = self.tracker.feed
+        tracker = self.tracker
+        feed = tracker.feed
         observer = self.observer
         plain = observer is None and self._swallow is None
         # Rows the observer need not see one by one (``row_walk``) are only counted:
@@ -798,6 +803,8 @@ class MySqlRelay:
                     run += 1
                     run_bytes += len(p.payload)
                     continue
+            elif kind in _INERT and self._swallow is None and tracker.completed_command is None:
+                continue
             if run:
                 assert observer is not None
                 observer.rows_passed(run, run_bytes)

@@ -78,6 +78,21 @@ class OkPacket:
 
     @classmethod
     def parse(cls, payload: Buffer, capabilities: int) -> OkPacket:
+        if len(payload) <= _OK_CACHED_LENGTH:
+            # A session sees few distinct short OKs (the end of every SELECT's rows under
+            # DEPRECATE_EOF is one), and they are immutable: parsed once per capabilities.
+            key = (bytes(payload), capabilities)
+            ok = _OKS.get(key)
+            if ok is None:
+                ok = cls._parse(payload, capabilities)
+                if len(_OKS) >= 256:
+                    _OKS.clear()
+                _OKS[key] = ok
+            return ok
+        return cls._parse(payload, capabilities)
+
+    @classmethod
+    def _parse(cls, payload: Buffer, capabilities: int) -> OkPacket:
         r = PayloadReader(payload, "OK packet")
         header = r.u8("header")
         if header not in (OK_HEADER, EOF_HEADER):
@@ -182,6 +197,11 @@ class ProgressReport:
             + lenenc_bytes(self.info)
         )
 
+
+# Short OK packets parsed so far, by (bytes, capabilities) (OkPacket.parse); a malformed
+# one raises every time and is never stored.
+_OK_CACHED_LENGTH: Final = 16
+_OKS: dict[tuple[bytes, int], OkPacket] = {}
 
 # The 5-byte EOF packets parsed so far (EofPacket.parse).
 _EOFS: dict[bytes, EofPacket] = {}
@@ -366,6 +386,8 @@ class ColumnDefinition:
 
 def parse_column_count(payload: Buffer) -> int:
     """The first packet of a result set: the number of columns (a length-encoded int)."""
+    if len(payload) == 1 and 0 < payload[0] < 0xFB:
+        return payload[0]  # (what the reader below makes of one byte below 0xFB)
     r = PayloadReader(payload, "column count")
     count = r.lenenc_int("column count")
     # MySQL 8 with CLIENT_OPTIONAL_RESULTSET_METADATA and MariaDB with CACHE_METADATA add a
