@@ -19,7 +19,8 @@
  *   scan_mysql_rows(data, pos, end, max_payload, seq, gate)
  *       The same for MySQL result-row packets (sequence ids checked, whole-row gate).
  *
- *   pg_cells(msg, formats), mysql_text_cells(payload, ncols)
+ *   pg_cells(msg, formats), mysql_text_cells(payload, ncols),
+ *   mysql_binary_cells(payload, types)
  *       One row decoded as the recording's result capture keeps it, with its size.
  *
  *   capture_rows(data, pos, end, max_message, gate, formats, rows, room_rows, room_bytes)
@@ -913,6 +914,224 @@ malformed:
     return 0;
 }
 
+/* A binary-protocol row (0x00, NULL bitmap at bit offset 2, then the values) decoded as
+ * mysql_observer._cell renders parse_binary_row's values: integers and floats as str()
+ * does, DATE/DATETIME/TIMESTAMP as "YYYY-MM-DD[ hh:mm:ss[.ffffff]]", TIME as
+ * "[-]hh:mm:ss[.ffffff]", everything else as its length-encoded bytes in UTF-8 (replace).
+ * `types` holds two bytes per column: MYSQL_TYPE, unsigned flag. 1 with *out a new list
+ * and its size added to *size; 0 for anything irregular (the Python decoder then reads
+ * it, and says what is wrong); -1 with an error set. */
+static int mysql_binary_row_cells(const uint8_t *buf, Py_ssize_t end, const uint8_t *types,
+                                  Py_ssize_t ncols, Py_ssize_t *size, PyObject **out)
+{
+    *out = NULL;
+    Py_ssize_t nbitmap = (ncols + 9) / 8;
+    if (end < 1 + nbitmap || buf[0] != 0x00)
+        return 0;
+    const uint8_t *bitmap = buf + 1;
+    Py_ssize_t pos = 1 + nbitmap;
+    PyObject *cells = PyList_New(ncols);
+    if (cells == NULL)
+        return -1;
+    char text[96];
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        Py_ssize_t bit = i + 2;
+        if (bitmap[bit >> 3] & (1 << (bit & 7))) {
+            PyList_SET_ITEM(cells, i, Py_NewRef(Py_None));
+            continue;
+        }
+        uint8_t t = types[2 * i];
+        int is_unsigned = types[2 * i + 1] != 0;
+        PyObject *cell = NULL;
+        int width = t == 1 ? 1 : (t == 2 || t == 13) ? 2 : (t == 3 || t == 9) ? 4 : t == 8 ? 8 : 0;
+        if (width) {
+            if (end - pos < width)
+                goto malformed;
+            uint64_t u = 0;
+            for (int k = width - 1; k >= 0; k--)
+                u = u << 8 | buf[pos + k];
+            pos += width;
+            int n;
+            if (is_unsigned) {
+                n = snprintf(text, sizeof text, "%llu", (unsigned long long)u);
+            } else {
+                int64_t v;
+                if (width < 8 && (u >> (8 * width - 1)) & 1)
+                    v = (int64_t)(u | (~(uint64_t)0 << (8 * width)));
+                else
+                    v = (int64_t)u;
+                n = snprintf(text, sizeof text, "%lld", (long long)v);
+            }
+            cell = PyUnicode_FromStringAndSize(text, n);
+            *size += n;
+        } else if (t == 5 || t == 4) { /* DOUBLE, FLOAT: str(float) */
+            double d;
+            if (t == 5) {
+                if (end - pos < 8)
+                    goto malformed;
+                uint64_t bits = 0;
+                for (int k = 7; k >= 0; k--)
+                    bits = bits << 8 | buf[pos + k];
+                memcpy(&d, &bits, 8); /* IEEE 754 binary64, sent little-endian */
+                pos += 8;
+            } else {
+                if (end - pos < 4)
+                    goto malformed;
+                uint32_t bits = (uint32_t)buf[pos] | (uint32_t)buf[pos + 1] << 8 |
+                                (uint32_t)buf[pos + 2] << 16 | (uint32_t)buf[pos + 3] << 24;
+                float f;
+                memcpy(&f, &bits, 4);
+                pos += 4;
+                d = (double)f;
+            }
+            PyObject *num = PyFloat_FromDouble(d);
+            if (num == NULL)
+                goto error;
+            cell = PyObject_Str(num);
+            Py_DECREF(num);
+            if (cell != NULL)
+                *size += PyUnicode_GET_LENGTH(cell); /* ASCII */
+        } else if (t == 7 || t == 10 || t == 12 || t == 14) { /* TIMESTAMP, DATE, DATETIME, NEWDATE */
+            if (end - pos < 1)
+                goto malformed;
+            uint8_t n = buf[pos++];
+            unsigned year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+            unsigned long micro = 0;
+            if (n != 0 && n != 4 && n != 7 && n != 11)
+                goto malformed;
+            if (end - pos < n)
+                goto malformed;
+            if (n >= 4) {
+                year = buf[pos] | buf[pos + 1] << 8;
+                month = buf[pos + 2];
+                day = buf[pos + 3];
+            }
+            if (n >= 7) {
+                hour = buf[pos + 4];
+                minute = buf[pos + 5];
+                second = buf[pos + 6];
+            }
+            if (n == 11)
+                micro = (unsigned long)buf[pos + 7] | (unsigned long)buf[pos + 8] << 8 |
+                        (unsigned long)buf[pos + 9] << 16 | (unsigned long)buf[pos + 10] << 24;
+            pos += n;
+            int len = snprintf(text, sizeof text, "%04u-%02u-%02u", year, month, day);
+            if (hour || minute || second || micro) {
+                len += snprintf(text + len, sizeof text - len, " %02u:%02u:%02u", hour, minute,
+                                second);
+                if (micro)
+                    len += snprintf(text + len, sizeof text - len, ".%06lu", micro);
+            }
+            cell = PyUnicode_FromStringAndSize(text, len);
+            *size += len;
+        } else if (t == 11) { /* TIME */
+            if (end - pos < 1)
+                goto malformed;
+            uint8_t n = buf[pos++];
+            if (n != 0 && n != 8 && n != 12)
+                goto malformed;
+            if (end - pos < n)
+                goto malformed;
+            int negative = 0;
+            unsigned long long hours = 0;
+            unsigned minutes = 0, seconds = 0;
+            unsigned long micro = 0;
+            if (n >= 8) {
+                negative = buf[pos] == 1;
+                unsigned long long days = (unsigned long long)buf[pos + 1] |
+                                          (unsigned long long)buf[pos + 2] << 8 |
+                                          (unsigned long long)buf[pos + 3] << 16 |
+                                          (unsigned long long)buf[pos + 4] << 24;
+                hours = days * 24 + buf[pos + 5];
+                minutes = buf[pos + 6];
+                seconds = buf[pos + 7];
+            }
+            if (n == 12)
+                micro = (unsigned long)buf[pos + 8] | (unsigned long)buf[pos + 9] << 8 |
+                        (unsigned long)buf[pos + 10] << 16 | (unsigned long)buf[pos + 11] << 24;
+            pos += n;
+            int len = snprintf(text, sizeof text, "%s%02llu:%02u:%02u", negative ? "-" : "", hours,
+                               minutes, seconds);
+            if (micro)
+                len += snprintf(text + len, sizeof text - len, ".%06lu", micro);
+            cell = PyUnicode_FromStringAndSize(text, len);
+            *size += len;
+        } else if (t == 6) { /* NULL type: no value bytes */
+            cell = Py_NewRef(Py_None);
+        } else { /* length-encoded bytes */
+            if (pos >= end)
+                goto malformed;
+            uint64_t n = buf[pos];
+            if (n < 0xFB) {
+                pos += 1;
+            } else if (n == 0xFC && end - pos >= 3) {
+                n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8;
+                pos += 3;
+            } else if (n == 0xFD && end - pos >= 4) {
+                n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8 | (uint64_t)buf[pos + 3] << 16;
+                pos += 4;
+            } else if (n == 0xFE && end - pos >= 9) {
+                n = 0;
+                for (int k = 8; k >= 1; k--)
+                    n = n << 8 | buf[pos + k];
+                pos += 9;
+            } else {
+                goto malformed;
+            }
+            if (n > (uint64_t)(end - pos))
+                goto malformed;
+            cell = text_cell(buf + pos, (Py_ssize_t)n, size);
+            pos += (Py_ssize_t)n;
+        }
+        if (cell == NULL)
+            goto error;
+        PyList_SET_ITEM(cells, i, cell);
+    }
+    if (pos != end)
+        goto malformed;
+    *out = cells;
+    return 1;
+malformed:
+    Py_DECREF(cells);
+    return 0;
+error:
+    Py_DECREF(cells);
+    return -1;
+}
+
+/* `types` (two bytes per column) as a buffer of an even length, or 0 with an error set. */
+static int column_types(PyObject *obj, Py_buffer *view, Py_ssize_t *ncols)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+        return 0;
+    if (view->len % 2) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "types: two bytes per column (type, unsigned)");
+        return 0;
+    }
+    *ncols = view->len / 2;
+    return 1;
+}
+
+/* mysql_binary_cells(payload, types) -> (cells, size) or None: a binary-protocol row
+ * decoded as the MySQL observer keeps it (mysql_binary_row_cells). */
+static PyObject *mysql_binary_cells(PyObject *module, PyObject *args)
+{
+    Py_buffer data, tv;
+    PyObject *types_obj;
+    Py_ssize_t ncols, size = 0;
+    if (!PyArg_ParseTuple(args, "y*O:mysql_binary_cells", &data, &types_obj))
+        return NULL;
+    if (!column_types(types_obj, &tv, &ncols)) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    PyObject *cells;
+    int outcome = mysql_binary_row_cells(data.buf, data.len, tv.buf, ncols, &size, &cells);
+    PyBuffer_Release(&tv);
+    return cells_done(cells, size, &data, outcome);
+}
+
 /* mysql_text_cells(payload, ncols) -> (cells, size) or None: a text-protocol row decoded
  * as the MySQL observer keeps it, with ResultCapture's size; None when it does not parse
  * exactly (messages.parse_text_row then says why). */
@@ -928,29 +1147,44 @@ static PyObject *mysql_text_cells(PyObject *module, PyObject *args)
 }
 
 /* capture_mysql_rows(data, pos, end, max_payload, seq, gate, ncols, rows, room_rows,
- * room_bytes) -> (new_pos, taken, payload_bytes, next_seq, size)
+ * room_bytes[, types]) -> (new_pos, taken, payload_bytes, next_seq, size)
  *
  * scan_mysql_rows for the rows the recording keeps: the same walk and the same stops,
- * and each row taken is also decoded as mysql_text_cells does and its cells appended to
- * the list `rows`. It takes at most `room_rows` rows whose cells add up to at most
+ * and each row taken is also decoded as mysql_text_cells does (with `types`, two bytes
+ * per column: binary rows, as mysql_binary_cells does) and its cells appended to the
+ * list `rows`. It takes at most `room_rows` rows whose cells add up to at most
  * `room_bytes` (what ResultCapture still keeps) and stops before a row that does not
  * parse or would not fit: that row takes the Python path (which reports it, or marks
  * the capture truncated). `size` is the cells' total size as ResultCapture counts it. */
 static PyObject *capture_mysql_rows(PyObject *module, PyObject *args)
 {
-    Py_buffer data;
+    Py_buffer data, tv = {0};
     Py_ssize_t pos, end, max_payload, ncols, room_rows, room_bytes;
     int seq;
-    PyObject *gate_obj, *rows_out;
-    if (!PyArg_ParseTuple(args, "y*nnniOnO!nn:capture_mysql_rows", &data, &pos, &end,
+    PyObject *gate_obj, *rows_out, *types_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "y*nnniOnO!nn|O:capture_mysql_rows", &data, &pos, &end,
                           &max_payload, &seq, &gate_obj, &ncols, &PyList_Type, &rows_out,
-                          &room_rows, &room_bytes))
+                          &room_rows, &room_bytes, &types_obj))
         return NULL;
     const GateObject *gate;
     if (!optional_gate(gate_obj, &data, "capture_mysql_rows", &gate))
         return NULL;
     if (!span_ok(&data, pos, end, "capture_mysql_rows"))
         return NULL;
+    int binary = types_obj != Py_None;
+    if (binary) {
+        Py_ssize_t ntypes;
+        if (!column_types(types_obj, &tv, &ntypes)) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+        if (ntypes != ncols) {
+            PyBuffer_Release(&tv);
+            PyBuffer_Release(&data);
+            PyErr_SetString(PyExc_ValueError, "capture_mysql_rows: ncols and types disagree");
+            return NULL;
+        }
+    }
     const uint8_t *buf = data.buf;
     Py_ssize_t rows = 0, nbytes = 0, size = 0;
     seq &= 0xFF;
@@ -967,11 +1201,11 @@ static PyObject *capture_mysql_rows(PyObject *module, PyObject *args)
             break;
         Py_ssize_t row_size = 0;
         PyObject *cells;
-        int outcome = mysql_row_cells(buf + pos + 4, len, ncols, &row_size, &cells);
-        if (outcome < 0) {
-            PyBuffer_Release(&data);
-            return NULL;
-        }
+        int outcome = binary ? mysql_binary_row_cells(buf + pos + 4, len, tv.buf, ncols,
+                                                      &row_size, &cells)
+                             : mysql_row_cells(buf + pos + 4, len, ncols, &row_size, &cells);
+        if (outcome < 0)
+            goto error;
         if (outcome == 0)
             break;
         if (row_size > room_bytes - size) {
@@ -980,18 +1214,23 @@ static PyObject *capture_mysql_rows(PyObject *module, PyObject *args)
         }
         int appended = PyList_Append(rows_out, cells);
         Py_DECREF(cells);
-        if (appended < 0) {
-            PyBuffer_Release(&data);
-            return NULL;
-        }
+        if (appended < 0)
+            goto error;
         size += row_size;
         rows++;
         nbytes += len;
         seq = (seq + 1) & 0xFF;
         pos += 4 + len;
     }
+    if (binary)
+        PyBuffer_Release(&tv);
     PyBuffer_Release(&data);
     return Py_BuildValue("(nnnin)", pos, rows, nbytes, seq, size);
+error:
+    if (binary)
+        PyBuffer_Release(&tv);
+    PyBuffer_Release(&data);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ Bind */
@@ -1111,6 +1350,8 @@ static PyMethodDef module_methods[] = {
     {"capture_rows", capture_rows, METH_VARARGS,
      "capture_rows(data, pos, end, max_message, gate, formats, rows, room_rows, room_bytes) "
      "-> (new_pos, taken, payload_bytes, size)"},
+    {"mysql_binary_cells", mysql_binary_cells, METH_VARARGS,
+     "mysql_binary_cells(payload, types) -> (cells, size) or None"},
     {"capture_mysql_rows", capture_mysql_rows, METH_VARARGS,
      "capture_mysql_rows(data, pos, end, max_payload, seq, gate, ncols, rows, room_rows, "
      "room_bytes) -> (new_pos, taken, payload_bytes, next_seq, size)"},

@@ -47,8 +47,12 @@ def capture_mysql_rows(
     rows: list[list[str | None]],
     room_rows: int,
     room_bytes: int,
+    types: bytes | None = None,
     /,
 ) -> tuple[int, int, int, int, int]: ...
+def mysql_binary_cells(
+    payload: Buffer, types: bytes, /
+) -> tuple[list[str | None], int] | None: ...
 def pg_cells(msg: Buffer, formats: list[int], /) -> tuple[list[str | None], int] | None: ...
 def mysql_text_cells(
     payload: Buffer, ncols: int, /

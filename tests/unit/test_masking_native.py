@@ -31,9 +31,13 @@ pytestmark = pytest.mark.skipif(PURE, reason="WARDGATE_PURE_PYTHON=1 disables th
 KEY = b"k" * 32
 
 
-def masker(kinds: Sequence[str] = BUILTIN_KINDS, custom: Sequence[CustomDetector] = ()) -> ValueMasker:
+def masker(
+    kinds: Sequence[str] = BUILTIN_KINDS, custom: Sequence[CustomDetector] = ()
+) -> ValueMasker:
     return ValueMasker(
-        build_detectors(list(kinds) + [c.kind for c in custom], phone_regions=("US", "GB"), custom=custom),
+        build_detectors(
+            list(kinds) + [c.kind for c in custom], phone_regions=("US", "GB"), custom=custom
+        ),
         Formatter({}, KEY),
     )
 
@@ -145,7 +149,9 @@ def test_an_unconditional_custom_detector_sends_every_row_to_python() -> None:
 # ------------------------------------------------------------------ the row walk
 
 
-def walk(data: bytes, gate: object | None = None, max_message: int = 1 << 20) -> tuple[int, int, int]:
+def walk(
+    data: bytes, gate: object | None = None, max_message: int = 1 << 20
+) -> tuple[int, int, int]:
     assert scan_rows is not None
     return scan_rows(data, 0, len(data), max_message, gate)  # type: ignore[arg-type]
 
@@ -187,7 +193,9 @@ def test_a_clean_run_goes_by_and_the_walk_stops_at_the_card() -> None:
 def test_only_gated_columns_are_looked_at() -> None:
     m = MASKERS["builtin"]
     policy = MaskingPolicy(m, (), kinds=m.kinds)
-    plan = policy.plan_for_result([ColumnInfo("n", None, 23, "text"), ColumnInfo("t", None, 25, "text")])
+    plan = policy.plan_for_result(
+        [ColumnInfo("n", None, 23, "text"), ColumnInfo("t", None, 25, "text")]
+    )
     assert plan is not None
     gate = native_gate(plan)
     # int4 cannot hold a card: its digits are not scanned, the text column is.
@@ -481,7 +489,17 @@ def test_a_gate_is_initialised_once_and_checks_its_tables() -> None:
     with pytest.raises(ValueError, match="256"):
         Gate(b"", 1, spec.unconditional, b"\x00" * 10, *spec[2:])
     with pytest.raises(ValueError, match="kept"):
-        Gate(b"", 1, spec.unconditional, b"\x00" * 256, 0, (), ((ord("@"), (b"@",), (), False),), (), ())
+        Gate(
+            b"",
+            1,
+            spec.unconditional,
+            b"\x00" * 256,
+            0,
+            (),
+            ((ord("@"), (b"@",), (), False),),
+            (),
+            (),
+        )
     with pytest.raises(TypeError, match="bytes"):
         Gate(b"", 1, False, b"\x00" * 256, 0, (), (), ("str",), ())  # type: ignore[arg-type]
     broken = Gate.__new__(Gate)
@@ -704,7 +722,9 @@ def test_the_mysql_capture_walk_takes_and_decodes_exactly_what_the_reference_doe
     end = max(0, len(data) - cut)
     kept: list[list[str | None]] = []
     got = capture_mysql_rows(data, 0, end, 1 << 20, seq, gate, 2, kept, room_rows, room_bytes)
-    want, want_kept = reference_capture_walk(data, end, 1 << 20, seq, gate, 2, room_rows, room_bytes)
+    want, want_kept = reference_capture_walk(
+        data, end, 1 << 20, seq, gate, 2, room_rows, room_bytes
+    )
     assert (got, kept) == (want, want_kept)
     assert got[0] <= end and got[1] <= room_rows and got[4] <= room_bytes
 
@@ -811,3 +831,148 @@ def test_pg_bind_declines_what_the_python_parser_reads_differently() -> None:
     assert pg_bind(negative) is None  # a negative format count
     with pytest.raises(TypeError):
         pg_bind("not bytes")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------- MySQL binary rows for the capture
+_BINARY_TYPES = [1, 2, 3, 8, 9, 13, 4, 5, 7, 10, 12, 14, 11, 6, 15, 246, 252, 253, 254, 16]
+
+
+def _binary_value(t: int, unsigned: bool) -> st.SearchStrategy[object]:
+    from wardgate.proto.mysql.binary import DateTimeValue, TimeValue
+
+    widths = {1: 1, 2: 2, 13: 2, 3: 4, 9: 4, 8: 8}
+    if t in widths:
+        bits = 8 * widths[t]
+        return (
+            st.integers(0, 2**bits - 1)
+            if unsigned
+            else st.integers(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        )
+    if t in (4, 5):
+        return st.floats(allow_nan=True, allow_infinity=True, width=32 if t == 4 else 64)
+    if t in (7, 10, 12, 14):
+        return st.builds(
+            DateTimeValue, st.integers(0, 9999), st.integers(0, 12), st.integers(0, 31),
+            st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+            st.sampled_from([0, 1, 999_999, 4_294_967_295]),
+        )  # fmt: skip
+    if t == 11:
+        return st.builds(
+            TimeValue, st.booleans(), st.sampled_from([0, 1, 34, 4_294_967_295]),
+            st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+            st.sampled_from([0, 5, 999_999]),
+        )  # fmt: skip
+    if t == 6:
+        return st.just(b"")
+    return cell_bytes | st.binary(min_size=250, max_size=300)
+
+
+@st.composite
+def binary_rows(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    from wardgate.proto.mysql.binary import ValueType, encode_binary_row
+
+    cols = draw(st.lists(st.tuples(st.sampled_from(_BINARY_TYPES), st.booleans()), max_size=6))
+    values = [
+        None if t != 6 and draw(st.integers(0, 4)) == 0 else draw(_binary_value(t, u))
+        for t, u in cols
+    ]
+    values = [None if t == 6 else v for (t, _), v in zip(cols, values, strict=True)]
+    vtypes = [ValueType(t, u) for t, u in cols]
+    row = encode_binary_row(values, vtypes)  # type: ignore[arg-type]
+    return row, b"".join(bytes((t, int(u))) for t, u in cols)
+
+
+def reference_binary_cells(row: bytes, types: bytes) -> list[str | None]:
+    from wardgate.proto.mysql.binary import ValueType, parse_binary_row
+    from wardgate.server.mysql_observer import _cell
+
+    vtypes = [ValueType(types[i], bool(types[i + 1])) for i in range(0, len(types), 2)]
+    return [_cell(v) for v in parse_binary_row(row, vtypes)]
+
+
+@settings(max_examples=500)
+@given(binary_rows(), st.integers(0, 3), st.binary(max_size=4))
+def test_mysql_binary_cells_decode_as_the_python_capture_does(
+    row_types: tuple[bytes, bytes], cut: int, tail: bytes
+) -> None:
+    """A row the driver could send decodes exactly as the observer's Python path renders
+    it; a row cut short or with bytes after it is declined or read the same way."""
+    from wardgate.masking.native import mysql_binary_cells
+
+    assert mysql_binary_cells is not None
+    row, types = row_types
+    want = reference_binary_cells(row, types)
+    assert mysql_binary_cells(row, types) == (want, capture_size(want))
+    for bad in (row[: len(row) - cut] if cut else row + b"\x00", row + tail):
+        got = mysql_binary_cells(bad, types)
+        if got is not None:
+            assert got == (reference_binary_cells(bad, types), got[1])
+            assert got[1] == capture_size(got[0])
+
+
+def test_mysql_binary_cells_values_and_refusals() -> None:
+    from wardgate.masking.native import mysql_binary_cells
+    from wardgate.proto.mysql.binary import DateTimeValue, TimeValue, ValueType, encode_binary_row
+
+    assert mysql_binary_cells is not None
+    vt = [
+        ValueType(1),
+        ValueType(8, True),
+        ValueType(5),
+        ValueType(12),
+        ValueType(11),
+        ValueType(253),
+    ]
+    row = encode_binary_row(
+        [
+            -5,
+            2**64 - 1,
+            0.1,
+            DateTimeValue(2024, 2, 29, 12, 0, 0, 7),
+            TimeValue(True, 1, 2, 3, 4),
+            b"x",
+        ],
+        vt,
+    )
+    types = b"".join(bytes((v.type, int(v.unsigned))) for v in vt)
+    cells = ["-5", "18446744073709551615", "0.1", "2024-02-29 12:00:00.000007", "-26:03:04", "x"]
+    assert mysql_binary_cells(row, types) == (cells, sum(map(len, cells)))
+    assert mysql_binary_cells(b"\x01" + row[1:], types) is None  # not a binary row
+    assert mysql_binary_cells(row[:-1], types) is None
+    with pytest.raises(ValueError, match="two bytes"):
+        mysql_binary_cells(row, types[:-1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(binary_rows(), min_size=1, max_size=6),
+    st.integers(0, 7),
+    st.sampled_from([0, 20, 1 << 20]),
+)
+def test_the_mysql_capture_walk_decodes_binary_rows_as_the_reference(
+    rows: list[tuple[bytes, bytes]], room_rows: int, room_bytes: int
+) -> None:
+    from wardgate.masking.native import capture_mysql_rows
+
+    assert capture_mysql_rows is not None
+    types = rows[0][1]
+    payloads = [r for r, t in rows if t == types]
+    data = b"".join(mysql_packet(5 + i, p) for i, p in enumerate(payloads))
+    kept: list[list[str | None]] = []
+    ncols = len(types) // 2
+    got = capture_mysql_rows(
+        data, 0, len(data), 1 << 20, 5, None, ncols, kept, room_rows, room_bytes, types
+    )
+    want_kept: list[list[str | None]] = []
+    size = 0
+    for p in payloads[:room_rows]:
+        if p[0] in (0xFE, 0xFF):
+            break
+        cells = reference_binary_cells(p, types)
+        if capture_size(cells) > room_bytes - size:
+            break
+        want_kept.append(cells)
+        size += capture_size(cells)
+    assert kept == want_kept and got[1] == len(want_kept) and got[4] == size
+    with pytest.raises(ValueError, match="disagree"):
+        capture_mysql_rows(data, 0, len(data), 1 << 20, 5, None, ncols + 1, [], 1, 1, types)

@@ -33,15 +33,19 @@ if TYPE_CHECKING:
         tuple[int, int, int, int],
     ]
     CaptureMySqlRows = Callable[
-        [Buffer, int, int, int, int, "Gate | None", int, list[list[str | None]], int, int],
+        [
+            Buffer, int, int, int, int, "Gate | None", int, list[list[str | None]], int, int,
+            "bytes | None",
+        ],
         tuple[int, int, int, int, int],
-    ]
+    ]  # fmt: skip
     Bind = tuple[str, str, list[str | bytes | None], list[int], bool]
 
 __all__ = [
     "NO_GATE",
     "capture_mysql_rows",
     "capture_rows",
+    "mysql_binary_cells",
     "mysql_text_cells",
     "native_gate",
     "pg_bind",
@@ -76,6 +80,11 @@ mysql_text_cells: Final[Callable[[Buffer, int], Cells | None] | None] = (
 capture_rows: Final[CaptureRows | None] = _rowscan.capture_rows if _rowscan is not None else None
 capture_mysql_rows: Final[CaptureMySqlRows | None] = (
     _rowscan.capture_mysql_rows if _rowscan is not None else None
+)
+# A binary-protocol row as the capture keeps it (types: MYSQL_TYPE and unsigned flag per
+# column); None from the call for anything irregular (the Python decoder then reports it).
+mysql_binary_cells: Final[Callable[[Buffer, bytes], Cells | None] | None] = (
+    _rowscan.mysql_binary_cells if _rowscan is not None else None
 )
 # A Bind message read for the recording (pg_observer.parse_bind); None from the call for
 # anything irregular (the Python parser then runs).

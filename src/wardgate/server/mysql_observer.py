@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from wardgate.masking.native import capture_mysql_rows as _capture_mysql_rows
+from wardgate.masking.native import mysql_binary_cells as _mysql_binary_cells
 from wardgate.masking.native import mysql_text_cells as _mysql_text_cells
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.mysql import ColumnDefinition, ResponseKind, ResultSetTracker
@@ -38,7 +39,7 @@ from wardgate.proto.mysql.binary import (
     ValueType,
     parse_binary_row,
 )
-from wardgate.proto.mysql.constants import Command
+from wardgate.proto.mysql.constants import ColumnFlag, Command
 from wardgate.proto.mysql.messages import parse_text_row
 from wardgate.recording.events import verdict_payload
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from wardgate.server.mysql_masking import MySqlMaskPlan, MySqlRowMasker
     from wardgate.server.mysql_relay import PreparedStatement
 
+_UNSIGNED: Final = int(ColumnFlag.UNSIGNED)
 # The relay may decode captured rows in C (``capture_walk``) when the extension is built.
 _CAPTURE_WALK: Final = _capture_mysql_rows is not None
 _SIMPLE_COMMANDS: Final = frozenset({Command.QUERY, Command.FIELD_LIST, Command.PROCESS_INFO})
@@ -139,6 +141,7 @@ class MySqlObserver:
         self._owner: _Pending | None = None
         self._columns: list[ColumnDefinition] = []
         self._binary = False
+        self._types: bytes | None = None  # binary rows: (type, unsigned) per column
         self._plan: MySqlMaskPlan | None = None
         self._capture: ResultCapture | None = None
 
@@ -236,6 +239,12 @@ class MySqlObserver:
         self._owner = owner
         self._columns = list(columns)
         self._binary = binary
+        # What the compiled decoder needs of a binary row's columns: type, unsigned.
+        self._types = (
+            b"".join(bytes((c.type, 1 if c.flags & _UNSIGNED else 0)) for c in columns)
+            if binary
+            else None
+        )
         self._plan = self.masker.plan(columns, binary) if self.masker is not None else None
         if self.rec is not None and owner is not None and owner.sql:
             self._capture = self.rec.capture(owner.n, [c.name for c in columns])
@@ -253,11 +262,13 @@ class MySqlObserver:
                 cap.total_bytes += len(payload)
             else:
                 row = out if out is not None else payload
-                cells = (
-                    _mysql_text_cells(row, len(self._columns))
-                    if _mysql_text_cells is not None and not self._binary
-                    else None
-                )
+                types = self._types
+                if _mysql_text_cells is None or _mysql_binary_cells is None:
+                    cells = None
+                elif types is None:
+                    cells = _mysql_text_cells(row, len(self._columns))
+                else:
+                    cells = _mysql_binary_cells(row, types)
                 if cells is not None:
                     cap.add_sized(*cells)
                 else:
@@ -280,14 +291,14 @@ class MySqlObserver:
         gate = plan.gate
         return gate is not None, gate
 
-    def capture_walk(self) -> tuple[Gate | None, int, int, int] | None:
-        """While the capture keeps the rows of a text-protocol result: (gate, columns,
-        room_rows, room_bytes) for a compiled walk that decodes the rows it takes
-        (``capture_mysql_rows``, reported with ``rows_captured``); None when each row
-        must go to ``on_row`` (binary rows, masking without a compiled gate, no capture
-        keeping rows, no extension)."""
+    def capture_walk(self) -> tuple[Gate | None, int, int, int, bytes | None] | None:
+        """While the capture keeps the rows of a result: (gate, columns, room_rows,
+        room_bytes, types) for a compiled walk that decodes the rows it takes
+        (``capture_mysql_rows``; ``types`` for binary rows), reported with
+        ``rows_captured``; None when each row must go to ``on_row`` (masking without a
+        compiled gate, no capture keeping rows, no extension)."""
         cap = self._capture
-        if cap is None or cap.truncated or self._binary or not _CAPTURE_WALK:
+        if cap is None or cap.truncated or not _CAPTURE_WALK:
             return None
         plan = self._plan
         gate = None
@@ -295,7 +306,7 @@ class MySqlObserver:
             gate = plan.gate
             if gate is None:
                 return None
-        return (gate, len(self._columns), *cap.room())
+        return (gate, len(self._columns), *cap.room(), self._types)
 
     def rows_captured(self, rows: list[list[str | None]], size: int) -> None:
         """``rows`` went out as ``capture_walk`` allowed, decoded (``size``: their cells'

@@ -179,7 +179,7 @@ class ResultObserver(Protocol):
 
     # While the recording keeps the rows: may a compiled walk take them and decode them
     # for it (gate, columns, room_rows, room_bytes)? ``rows_captured`` hands them over.
-    def capture_walk(self) -> tuple[Gate | None, int, int, int] | None: ...
+    def capture_walk(self) -> tuple[Gate | None, int, int, int, bytes | None] | None: ...
 
     def rows_captured(self, rows: list[list[str | None]], size: int) -> None: ...
 
@@ -918,7 +918,7 @@ class MySqlRelay:
         walk = observer.capture_walk()
         if walk is None:
             return None
-        gate, ncols, room_rows, room_bytes = walk
+        gate, ncols, room_rows, room_bytes, types = walk
         if room_rows <= 0:
             return None
         capture = _capture_mysql_rows
@@ -927,7 +927,7 @@ class MySqlRelay:
         kept: list[list[str | None]] = []
         taken = self.sframer.take_run(
             lambda buf, pos, end: capture(
-                buf, pos, end, cap, seq, gate, ncols, kept, room_rows, room_bytes
+                buf, pos, end, cap, seq, gate, ncols, kept, room_rows, room_bytes, types
             )
         )
         if taken is None:
