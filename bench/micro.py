@@ -9,7 +9,9 @@ pgbench sends (simple, extended, prepared) and times the pieces separately -- st
 classification on a cache miss and a hit, ``PolicyGate.judge`` (with the gateway's
 classifier: exact-text cache, then the shape cache), the relay's framing with and without
 the recording observer, and the recorder's event work on the event loop (the store writer
-thread is not started: its cost is the difference in ``bench/profile.py``). The "bench
+thread is not started: its cost is the difference in ``bench/profile.py``), and the MySQL
+relay the same way (COM_QUERY of a PK lookup, one row back, the same text or a new literal
+each time). The "bench
 gateway's pipeline" rows add the masker that ``bench/run.py``'s gateway has (``masking:
 {}``), so they are the in-process counterpart of its pgbench figures; on this machine the
 real gateway's CPU per statement has run at about 2.5x them (cold caches, the kernel).
@@ -325,6 +327,11 @@ def main() -> None:
             recorder._ops.clear()  # type: ignore[union-attr]
         stream_rows.append((f"PgRelay, 10k-row result, per DataRow, {label}", us))
 
+    try:
+        rows.extend(mysql_rows(n, principal, policy, recorder))
+    except Exception as e:  # the MySQL adapter not in this tree, or its API moved
+        print(f"(MySQL relay not measured: {type(e).__name__}: {e})")
+
     print("| component | µs per statement |")
     print("|---|---:|")
     for name, us in rows:
@@ -333,6 +340,120 @@ def main() -> None:
     print("|---|---:|")
     for name, us in stream_rows:
         print(f"| {name} | {us:.3f} |")
+
+
+def mysql_rows(n: int, principal: Any, policy: Any, recorder: Any) -> list[tuple[str, float]]:
+    """The MySQL relay: COM_QUERY of a PK lookup answered with one row (column count, one
+    column definition, the row, the closing OK under DEPRECATE_EOF), as MariaDB sends it."""
+    from wardgate.config import GatewayConfig
+    from wardgate.pipeline.statement_gate import PolicyGate
+    from wardgate.policy.engine import PolicyEngine
+    from wardgate.proto.mysql.constants import Capability
+    from wardgate.proto.mysql.messages import (
+        ColumnDefinition,
+        encode_column_count,
+        encode_text_row,
+    )
+    from wardgate.proto.mysql.packets import encode_packet
+    from wardgate.recording.events import SessionMeta
+    from wardgate.server.live import LiveSession
+    from wardgate.server.mysql_masking import MySqlRowMasker
+    from wardgate.server.mysql_observer import MySqlObserver
+    from wardgate.server.mysql_relay import MySqlRelay
+    from wardgate.sql.cache import ClassificationCache
+
+    try:
+        from wardgate.sql.mysql_shapes import MySqlShapeCache
+
+        def classifier() -> Callable[[str], Any]:
+            return MySqlShapeCache().classify
+    except ImportError:
+        from wardgate.sql.mysql import classify_mysql
+
+        def classifier() -> Callable[[str], Any]:
+            return classify_mysql
+
+    cfg = GatewayConfig.model_validate({"policy": policy, "masking": {}})
+    engine = PolicyEngine(cfg.policy)
+    mask_policy = cfg.masking.masking_plan_for(principal.groups)
+    caps = int(
+        Capability.PROTOCOL_41 | Capability.DEPRECATE_EOF | Capability.SECURE_CONNECTION
+        | Capability.TRANSACTIONS | Capability.MULTI_RESULTS | Capability.PLUGIN_AUTH
+        | Capability.SESSION_TRACK
+    )  # fmt: skip
+    col = ColumnDefinition(
+        name="t", type=254, schema="wardgate_bench", table="rows_10k", org_table="rows_10k",
+        org_name="t", column_length=128,
+    )  # fmt: skip
+    reply = (
+        encode_packet(1, encode_column_count(1))
+        + encode_packet(2, col.encode(caps))
+        + encode_packet(3, encode_text_row([b"a" * 32]))
+        + encode_packet(4, b"\xfe\x00\x00\x02\x00\x00\x00")
+    )
+    sql = "SELECT t FROM rows_10k WHERE id = {}"
+    out: list[tuple[str, float]] = []
+
+    def new_gate() -> Any:
+        cache = ClassificationCache(classifier())
+        return cache, PolicyGate(
+            principal=principal, target="demo_mysql", session_id="s", engine=engine,
+            cache=cache, approvals=None, approval_timeout=1.0,
+        )  # fmt: skip
+
+    _, gate = new_gate()
+    gate.judge(sql.format(0), "simple")
+    out.append(
+        (
+            "PolicyGate.judge, MySQL, unique literal (exact-text miss, shape-cache hit)",
+            best_us(lambda i: gate.judge(sql.format(i), "simple"), n // 4),
+        )
+    )
+    for observed, varied in (("none", False), ("bench", False), ("bench", True)):
+        cache, gate = new_gate()
+        relay = MySqlRelay(
+            LiveSession(id="s", protocol="mysql", client_addr="x"),
+            FakeTransport(),  # type: ignore[arg-type]
+            FakeTransport(),  # type: ignore[arg-type]
+            gate,
+            classify=cache.classify,
+            login=None,  # type: ignore[arg-type]
+            capabilities=caps,
+            target_name="demo_mysql",
+            database="wardgate_bench",
+            codec="utf-8",
+            max_message_bytes=64 << 20,
+            max_statement_bytes=16 << 20,
+            allow_local_infile=False,
+            kill_lookup=lambda g: None,
+            reauthenticate=None,  # type: ignore[arg-type]
+            on_closed=lambda r: None,
+        )
+        if observed == "bench" and recorder is not None:
+            srec = recorder.open_session(
+                SessionMeta(f"ses_my_{varied}", principal, "127.0.0.1:1", "demo_mysql", "mysql")
+            )
+            masker = MySqlRowMasker(mask_policy) if mask_policy is not None else None
+            relay.observer = MySqlObserver(srec, masker, relay.tracker, relay.statements)
+
+        def one(i: int, relay: MySqlRelay = relay, varied: bool = varied) -> None:
+            text = sql.format(i if varied else 4242)
+            relay.client_data(encode_packet(0, b"\x03" + text.encode()))
+            relay.upstream_data(reply)
+            if recorder is not None and len(recorder._ops) > 3000:
+                recorder._ops.clear()
+
+        us = best_us(one, n // 4 if varied else n)
+        if relay.closed:
+            raise RuntimeError(f"the relay closed: {relay.end_detail}")
+        label = (
+            "no observer"
+            if observed == "none"
+            else "the bench gateway's pipeline: observer + recorder + masker"
+        )
+        text = "a new literal each" if varied else "the same text"
+        out.append((f"MySqlRelay round trip, PK lookup ({text}), {label} (incl. judge)", us))
+    return out
 
 
 if __name__ == "__main__":
