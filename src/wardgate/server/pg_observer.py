@@ -521,23 +521,18 @@ class PgObserver:
 
     def _update_passthrough(self) -> None:
         cap = self._capture
-        ready = self._cols is not None and (cap is None or cap.truncated)
         plan = self._plan
         masker = self.masker
-        self.rows_passthrough = ready and (plan is None or masker is None)
-        self.row_gate = (
-            masker.native_gate(plan)
-            if ready and plan is not None and masker is not None
-            else None
-        )
+        known = self._cols is not None
+        masking = plan is not None and masker is not None
+        gate = masker.native_gate(plan) if known and masking else None  # type: ignore[union-attr]
+        ready = known and (cap is None or cap.truncated)
+        self.rows_passthrough = ready and not masking
+        self.row_gate = gate if ready else None
         # Rows the capture keeps: in C too, when masking leaves them be or a gate says so.
-        keeping = self._cols is not None and cap is not None and not cap.truncated
-        gate = None
-        if keeping and plan is not None and masker is not None:
-            gate = masker.native_gate(plan)
-            keeping = gate is not None
-        self.capture_walk = keeping and _capture_rows is not None
-        self._capture_gate = gate
+        keeping = known and cap is not None and not cap.truncated and _capture_rows is not None
+        self.capture_walk = keeping and (not masking or gate is not None)
+        self._capture_gate = gate if self.capture_walk else None
 
     # ------------------------------------------------------------------ helpers
     def _start_result(
