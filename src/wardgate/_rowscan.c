@@ -646,6 +646,26 @@ static PyObject *scan_copy(PyObject *module, PyObject *args)
  * next packet) or above `max_payload`, one starting 0xFE or 0xFF (end of rows, ERR, or a
  * row the tracker has to tell apart from them), a sequence id out of order, or -- with a
  * gate -- a row the whole-row gate cannot rule out (MySqlRowMasker.mask_row). */
+/* The payload length of the row packet at buf[pos..end) that a MySQL row walk may take
+ * (see scan_mysql_rows), or -1 where it stops. */
+static Py_ssize_t mysql_row_packet(const uint8_t *buf, Py_ssize_t pos, Py_ssize_t end,
+                                   Py_ssize_t max_payload, int seq, const GateObject *gate)
+{
+    if (end - pos < 5)
+        return -1;
+    Py_ssize_t len = (Py_ssize_t)buf[pos] | (Py_ssize_t)buf[pos + 1] << 8 |
+                     (Py_ssize_t)buf[pos + 2] << 16;
+    if (len == 0 || len >= 0xFFFFFF || len > max_payload || buf[pos + 3] != seq ||
+        end - pos - 4 < len)
+        return -1;
+    uint8_t first = buf[pos + 4];
+    if (first == 0xFE || first == 0xFF)
+        return -1;
+    if (gate != NULL && gate_value(gate, buf + pos + 4, len))
+        return -1;
+    return len;
+}
+
 static PyObject *scan_mysql_rows(PyObject *module, PyObject *args)
 {
     Py_buffer data;
@@ -663,16 +683,9 @@ static PyObject *scan_mysql_rows(PyObject *module, PyObject *args)
     const uint8_t *buf = data.buf;
     Py_ssize_t rows = 0, nbytes = 0;
     seq &= 0xFF;
-    while (end - pos >= 5) {
-        Py_ssize_t len = (Py_ssize_t)buf[pos] | (Py_ssize_t)buf[pos + 1] << 8 |
-                         (Py_ssize_t)buf[pos + 2] << 16;
-        if (len == 0 || len >= 0xFFFFFF || len > max_payload || buf[pos + 3] != seq ||
-            end - pos - 4 < len)
-            break;
-        uint8_t first = buf[pos + 4];
-        if (first == 0xFE || first == 0xFF)
-            break;
-        if (gate != NULL && gate_value(gate, buf + pos + 4, len))
+    for (;;) {
+        Py_ssize_t len = mysql_row_packet(buf, pos, end, max_payload, seq, gate);
+        if (len < 0)
             break;
         rows++;
         nbytes += len;
@@ -787,6 +800,26 @@ error:
     return -1;
 }
 
+/* The capture walks' step after decoding a row (`outcome` from a *_cells decoder): 1
+ * when the row is kept (appended to `rows_out`, *size grown), 0 when the walk stops
+ * before it (it did not parse, or it does not fit in `room_bytes`), -1 with an error. */
+static int keep_row(int outcome, PyObject *cells, Py_ssize_t row_size, Py_ssize_t room_bytes,
+                    Py_ssize_t *size, PyObject *rows_out)
+{
+    if (outcome <= 0)
+        return outcome;
+    if (row_size > room_bytes - *size) {
+        Py_DECREF(cells);
+        return 0;
+    }
+    int appended = PyList_Append(rows_out, cells);
+    Py_DECREF(cells);
+    if (appended < 0)
+        return -1;
+    *size += row_size;
+    return 1;
+}
+
 /* pg_cells(msg, formats) -> (cells, size) or None: a whole DataRow message decoded as
  * pg_observer.decode_data_row does, with the size ResultCapture.add would count; None
  * when the row does not parse (the caller then takes the Python path, which reports it). */
@@ -833,29 +866,48 @@ static PyObject *capture_rows(PyObject *module, PyObject *args)
         Py_ssize_t row_size = 0;
         PyObject *cells;
         int outcome = pg_row_cells(buf + pos, mend - pos, formats, &row_size, &cells);
-        if (outcome < 0) {
+        int kept = keep_row(outcome, cells, row_size, room_bytes, &size, rows_out);
+        if (kept < 0) {
             PyBuffer_Release(&data);
             return NULL;
         }
-        if (outcome == 0)
+        if (kept == 0)
             break;
-        if (row_size > room_bytes - size) {
-            Py_DECREF(cells);
-            break;
-        }
-        int appended = PyList_Append(rows_out, cells);
-        Py_DECREF(cells);
-        if (appended < 0) {
-            PyBuffer_Release(&data);
-            return NULL;
-        }
-        size += row_size;
         rows++;
         nbytes += mend - pos - 7;
         pos = mend;
     }
     PyBuffer_Release(&data);
     return Py_BuildValue("(nnnn)", pos, rows, nbytes, size);
+}
+
+/* A length-encoded integer at buf[*pos..end) below 0xFB or after 0xFC/0xFD/0xFE: 1 with
+ * *n its value and *pos past it; 0 for 0xFB (NULL), 0xFF or a cut-short one. */
+static int read_lenenc(const uint8_t *buf, Py_ssize_t end, Py_ssize_t *pos, uint64_t *n)
+{
+    Py_ssize_t p = *pos;
+    if (p >= end)
+        return 0;
+    uint64_t v = buf[p];
+    if (v < 0xFB) {
+        p += 1;
+    } else if (v == 0xFC && end - p >= 3) {
+        v = (uint64_t)buf[p + 1] | (uint64_t)buf[p + 2] << 8;
+        p += 3;
+    } else if (v == 0xFD && end - p >= 4) {
+        v = (uint64_t)buf[p + 1] | (uint64_t)buf[p + 2] << 8 | (uint64_t)buf[p + 3] << 16;
+        p += 4;
+    } else if (v == 0xFE && end - p >= 9) {
+        v = 0;
+        for (int k = 8; k >= 1; k--)
+            v = v << 8 | buf[p + k];
+        p += 9;
+    } else {
+        return 0;
+    }
+    *pos = p;
+    *n = v;
+    return 1;
 }
 
 /* One text-protocol row (one length-encoded string per column, 0xFB for NULL) decoded
@@ -872,30 +924,13 @@ static int mysql_row_cells(const uint8_t *buf, Py_ssize_t end, Py_ssize_t ncols,
     if (cells == NULL)
         return -1;
     for (Py_ssize_t i = 0; i < ncols; i++) {
-        if (pos >= end)
-            goto malformed;
-        uint64_t n = buf[pos];
-        if (n < 0xFB) {
-            pos += 1;
-        } else if (n == 0xFB) {
+        if (pos < end && buf[pos] == 0xFB) {
             PyList_SET_ITEM(cells, i, Py_NewRef(Py_None));
             pos += 1;
             continue;
-        } else if (n == 0xFC && end - pos >= 3) {
-            n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8;
-            pos += 3;
-        } else if (n == 0xFD && end - pos >= 4) {
-            n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8 | (uint64_t)buf[pos + 3] << 16;
-            pos += 4;
-        } else if (n == 0xFE && end - pos >= 9) {
-            n = 0;
-            for (int k = 8; k >= 1; k--)
-                n = n << 8 | buf[pos + k];
-            pos += 9;
-        } else {
-            goto malformed;
         }
-        if (n > (uint64_t)(end - pos))
+        uint64_t n;
+        if (!read_lenenc(buf, end, &pos, &n) || n > (uint64_t)(end - pos))
             goto malformed;
         PyObject *cell = text_cell(buf + pos, (Py_ssize_t)n, size);
         if (cell == NULL) {
@@ -1059,26 +1094,8 @@ static int mysql_binary_row_cells(const uint8_t *buf, Py_ssize_t end, const uint
         } else if (t == 6) { /* NULL type: no value bytes */
             cell = Py_NewRef(Py_None);
         } else { /* length-encoded bytes */
-            if (pos >= end)
-                goto malformed;
-            uint64_t n = buf[pos];
-            if (n < 0xFB) {
-                pos += 1;
-            } else if (n == 0xFC && end - pos >= 3) {
-                n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8;
-                pos += 3;
-            } else if (n == 0xFD && end - pos >= 4) {
-                n = (uint64_t)buf[pos + 1] | (uint64_t)buf[pos + 2] << 8 | (uint64_t)buf[pos + 3] << 16;
-                pos += 4;
-            } else if (n == 0xFE && end - pos >= 9) {
-                n = 0;
-                for (int k = 8; k >= 1; k--)
-                    n = n << 8 | buf[pos + k];
-                pos += 9;
-            } else {
-                goto malformed;
-            }
-            if (n > (uint64_t)(end - pos))
+            uint64_t n;
+            if (!read_lenenc(buf, end, &pos, &n) || n > (uint64_t)(end - pos))
                 goto malformed;
             cell = text_cell(buf + pos, (Py_ssize_t)n, size);
             pos += (Py_ssize_t)n;
@@ -1188,35 +1205,20 @@ static PyObject *capture_mysql_rows(PyObject *module, PyObject *args)
     const uint8_t *buf = data.buf;
     Py_ssize_t rows = 0, nbytes = 0, size = 0;
     seq &= 0xFF;
-    while (rows < room_rows && end - pos >= 5) {
-        Py_ssize_t len = (Py_ssize_t)buf[pos] | (Py_ssize_t)buf[pos + 1] << 8 |
-                         (Py_ssize_t)buf[pos + 2] << 16;
-        if (len == 0 || len >= 0xFFFFFF || len > max_payload || buf[pos + 3] != seq ||
-            end - pos - 4 < len)
-            break;
-        uint8_t first = buf[pos + 4];
-        if (first == 0xFE || first == 0xFF)
-            break;
-        if (gate != NULL && gate_value(gate, buf + pos + 4, len))
+    while (rows < room_rows) {
+        Py_ssize_t len = mysql_row_packet(buf, pos, end, max_payload, seq, gate);
+        if (len < 0)
             break;
         Py_ssize_t row_size = 0;
         PyObject *cells;
         int outcome = binary ? mysql_binary_row_cells(buf + pos + 4, len, tv.buf, ncols,
                                                       &row_size, &cells)
                              : mysql_row_cells(buf + pos + 4, len, ncols, &row_size, &cells);
-        if (outcome < 0)
+        int kept = keep_row(outcome, cells, row_size, room_bytes, &size, rows_out);
+        if (kept < 0)
             goto error;
-        if (outcome == 0)
+        if (kept == 0)
             break;
-        if (row_size > room_bytes - size) {
-            Py_DECREF(cells);
-            break;
-        }
-        int appended = PyList_Append(rows_out, cells);
-        Py_DECREF(cells);
-        if (appended < 0)
-            goto error;
-        size += row_size;
         rows++;
         nbytes += len;
         seq = (seq + 1) & 0xFF;

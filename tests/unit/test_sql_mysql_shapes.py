@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from wardgate.sql import ClassificationCache, StatementClass, classify_mysql
 from wardgate.sql import mysql as my
+from wardgate.sql.blind import LiteralRead
 from wardgate.sql.classes import Classification
 from wardgate.sql.mysql import NUM, STRING, BlindLiteral, _lex
 from wardgate.sql.mysql_shapes import MySqlShapeCache, classify_blind, shape_key
-from wardgate.sql.postgres import LiteralRead
 
 R = StatementClass.READ
 W = StatementClass.WRITE

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from pglast import parser as pgparser
 
 from wardgate.sql import ClassificationCache, StatementClass, classify_postgres, pg_shapes, postgres
+from wardgate.sql.blind import LiteralRead
 from wardgate.sql.classes import Classification
 from wardgate.sql.pg_shapes import PostgresShapeCache, blind_shapes, shape_key
-from wardgate.sql.postgres import LiteralRead
 
 R = StatementClass.READ
 W = StatementClass.WRITE

@@ -52,13 +52,13 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 
+from wardgate.sql.blind import LiteralRead, raise_on_every_use
 from wardgate.sql.classes import Classification, PreparedOp, StatementClass, StatementInfo
-from wardgate.sql.postgres import LiteralRead
 
 READ = StatementClass.READ
 WRITE = StatementClass.WRITE
@@ -95,6 +95,7 @@ _BLIND: ContextVar[int | None] = ContextVar("wardgate_mysql_blind", default=None
 PARSED: ContextVar[list[exp.Expression]] = ContextVar("wardgate_mysql_parsed")
 
 
+@raise_on_every_use
 class BlindLiteral:
     """Stands for a literal's value in a literal-blind classification: in the ``text`` and
     ``up`` of a STRING or NUM token, and in the ``this`` of a parsed ``exp.Literal``.
@@ -118,32 +119,6 @@ class BlindLiteral:
         if hasattr(str, name):
             raise LiteralRead(name)
         raise AttributeError(name)
-
-
-def _read(self: object, *args: object) -> NoReturn:
-    raise LiteralRead("a literal's value")
-
-
-for _name in (
-    *("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__"),
-    *("__str__", "__repr__", "__format__", "__bytes__", "__fspath__", "__call__"),
-    *("__int__", "__float__", "__complex__", "__index__", "__trunc__", "__floor__"),
-    *("__ceil__", "__round__", "__neg__", "__pos__", "__abs__", "__invert__"),
-    *("__len__", "__length_hint__", "__iter__", "__reversed__", "__contains__"),
-    *("__getitem__", "__setitem__", "__delitem__", "__enter__", "__exit__"),
-    *("__reduce__", "__reduce_ex__", "__copy__", "__deepcopy__", "__setattr__", "__delattr__"),
-    *(
-        f"__{side}{op}__"
-        for op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod")
-        for side in ("", "r", "i")
-    ),
-    *(
-        f"__{side}{op}__"
-        for op in ("pow", "lshift", "rshift", "and", "or", "xor")
-        for side in ("", "r", "i")
-    ),
-):
-    setattr(BlindLiteral, _name, _read)
 
 
 def _blind_tree(tree: exp.Expression) -> None:

@@ -55,6 +55,7 @@ from typing import NamedTuple
 
 from sqlglot import exp
 
+from wardgate.sql.blind import LiteralRead
 from wardgate.sql.classes import Classification, StatementClass, StatementInfo
 from wardgate.sql.mysql import (
     _BLIND,
@@ -72,7 +73,6 @@ from wardgate.sql.mysql import (
     classify_mysql,
 )
 from wardgate.sql.pg_shapes import _Lru
-from wardgate.sql.postgres import LiteralRead
 
 _PLAIN_NUMBER = re.compile(r"[0-9]+")
 # The stand-ins for a blank literal, by its form: a number, a string in '' or "".

@@ -49,14 +49,14 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from json import JSONDecoder
-from typing import Any, Generic, NamedTuple, NoReturn, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pglast import parser as _pg
 
+from wardgate.sql.blind import LiteralRead, raise_on_every_use
 from wardgate.sql.classes import Classification
 from wardgate.sql.postgres import (
     EXACT_FINGERPRINT_CLASSES,
-    LiteralRead,
     StatementShape,
     assemble,
     classify_postgres,
@@ -149,6 +149,7 @@ def _spans(starts: list[int], lengths: list[int], n: int) -> list[tuple[int, int
 # --------------------------------------------------------------------------------------
 
 
+@raise_on_every_use
 class _Blinded:
     """Stands where the key has ``NaN``. Every use raises ``LiteralRead``; only ``type()``
     and ``is`` see it, and those say nothing about the value it replaced."""
@@ -157,35 +158,6 @@ class _Blinded:
 
     def __getattribute__(self, name: str) -> Any:
         raise LiteralRead(name)
-
-
-def _read(self: object, *args: object) -> NoReturn:
-    raise LiteralRead("a constant's value or a source offset")
-
-
-# Operators and built-ins look these up on the type, not through __getattribute__. The
-# reflected ones matter too: "1 + x" must raise LiteralRead, not a TypeError that an
-# "except Exception" could take for an ordinary failure.
-for _name in (
-    *("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__"),
-    *("__str__", "__repr__", "__format__", "__bytes__", "__fspath__", "__call__"),
-    *("__int__", "__float__", "__complex__", "__index__", "__trunc__", "__floor__"),
-    *("__ceil__", "__round__", "__neg__", "__pos__", "__abs__", "__invert__"),
-    *("__len__", "__length_hint__", "__iter__", "__reversed__", "__contains__"),
-    *("__getitem__", "__setitem__", "__delitem__", "__enter__", "__exit__"),
-    *("__reduce__", "__reduce_ex__", "__copy__", "__deepcopy__", "__setattr__", "__delattr__"),
-    *(
-        f"__{side}{op}__"
-        for op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod")
-        for side in ("", "r", "i")
-    ),
-    *(
-        f"__{side}{op}__"
-        for op in ("pow", "lshift", "rshift", "and", "or", "xor")
-        for side in ("", "r", "i")
-    ),
-):
-    setattr(_Blinded, _name, _read)
 
 
 def _blinded(_constant: str) -> _Blinded:

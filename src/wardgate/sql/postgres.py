@@ -65,6 +65,7 @@ from typing import Any, NamedTuple
 
 from pglast import parser as _pg
 
+from wardgate.sql.blind import LiteralRead
 from wardgate.sql.classes import Classification, PreparedOp, StatementClass, StatementInfo
 
 READ = StatementClass.READ
@@ -531,15 +532,6 @@ def where_is_unbounded(where: _Json) -> bool:
 # --------------------------------------------------------------------------------------
 # The tree walk
 # --------------------------------------------------------------------------------------
-
-
-class LiteralRead(BaseException):
-    """The walk needed a value that a literal-blind classification does not have: a
-    literal's value, a source offset, or the statement's text (``wardgate.sql.pg_shapes``).
-
-    A ``BaseException``, so that no ``except Exception`` in this module can swallow it: a
-    classification that completes without raising it did not depend on those values.
-    """
 
 
 class _Acc:
