@@ -152,14 +152,37 @@ def test_the_exact_text_cache_in_front_changes_nothing() -> None:
 def test_ordinary_statements_are_answered_from_their_shape(sql: str) -> None:
     cache = MySqlShapeCache()
     first = through(cache, sql)
-    assert cache.shared(sql)
+    assert not cache.shared(sql)  # met once: classified in full, not yet blind
     other = variant(sql, 3)
-    assert other != sql and cache.shared(other)
-    hits = cache.hits
-    got = through(cache, other)
-    assert cache.hits == hits + 1
+    assert other != sql
+    got = through(cache, other)  # met twice: classified blind, answered from the shape
+    assert cache.hits == 1 and cache.shared(sql) and cache.shared(other)
     assert got.classes == first.classes and got.fingerprint == first.fingerprint
     assert [s.text for s in got.statements] == [s.text for s in classify_mysql(other).statements]
+    third = variant(sql, 5)
+    through(cache, third)
+    assert cache.hits == 2
+
+
+def test_a_text_met_once_costs_one_full_classification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client of one-off statements (ad-hoc queries, each its own shape) pays the full
+    classification and nothing more; the blind one runs when a shape recurs."""
+    import wardgate.sql.mysql_shapes as shapes
+
+    learned: list[int] = []
+    learn = shapes._learn
+
+    def counting(tokens, forms):  # type: ignore[no-untyped-def]
+        learned.append(1)
+        return learn(tokens, forms)
+
+    monkeypatch.setattr(shapes, "_learn", counting)
+    cache = MySqlShapeCache()
+    for i in range(20):
+        through(cache, f"SELECT c{i} FROM t WHERE id = {i}")
+    assert learned == []
+    through(cache, "SELECT c3 FROM t WHERE id = 77")
+    assert learned == [1] and cache.shared("SELECT c3 FROM t WHERE id = 1")
 
 
 @pytest.mark.parametrize(

@@ -23,18 +23,21 @@ Soundness -- this is a security gate: nothing here may change a classification
   ``1e5``, ``0x1F``, ``_utf8'a'``, ``X'0F'``, ``1.5``, ``t.1`` and ``'it''s'`` are not
   plain). A text with any other literal, a backslash anywhere, a NUL or a lexer error is
   classified in full, every time.
-* The first text of a key is classified from the key, blind (``classify_blind``): its
+* The first text of a key is classified in full and kept with its answer; when a second
+  text of the key comes, the key is classified blind (``classify_blind``), so a client of
+  one-off statements pays nothing on top of the full classification. Blind: the
   literals become ``BlindLiteral`` tokens, sqlglot parses the statement with stand-in
   literals of the same form, and the literals of the trees it makes are blinded in turn.
   Every use of a blind literal raises ``LiteralRead``, a ``BaseException`` no
   ``except Exception`` in the classifier can hide; a classification that completes has
   therefore not looked at a literal's value, and yields the same answer for every text
   of the key. Any exception at all marks the key literal-sensitive (``WHERE 1 = 1``,
-  ``SET autocommit = 0``, ``PREPARE s FROM '...'``) and its texts are classified in full.
+  ``SET sql_mode = '...'``, ``PREPARE s FROM '...'``) and its texts are classified in full.
 * sqlglot itself reads some string literals while it parses (a JSON path, a date
   format). So the blind classification runs twice, with two unlike stand-ins (``'x'`` and
   a string that reads as a JSON path, a format and an interval), and the key is shared
-  only when both give the same answer from trees of the same node types.
+  only when both give the same answer from trees of the same node types -- and when the
+  blind answer, spelled for the first text, is that text's full answer.
 * Never shared, though the above would allow it: shapes with a class where a literal is
   the danger (``EXACT_FINGERPRINT_CLASSES``: server-escape, privilege, dynamic,
   unclassified; their fingerprint is of the exact text), a statement with an error, or a
@@ -182,8 +185,16 @@ def _tree_signature(trees: Sequence[exp.Expression]) -> list[list[str]]:
     return [[type(n).__name__ for n in tree.walk()] for tree in trees]
 
 
+class _Seen(NamedTuple):
+    """A key met once: its text and that text's full answer. The key is classified blind
+    when a second text of it comes (a client of one-off statements pays nothing extra)."""
+
+    sql: str
+    full: Classification
+
+
 class MySqlShapeCache:
-    """``classify_mysql`` that classifies each literal-blind shape once."""
+    """``classify_mysql`` that classifies each literal-blind shape once, when it recurs."""
 
     __slots__ = ("_max_key_chars", "_shapes", "hits", "misses")
 
@@ -199,10 +210,10 @@ class MySqlShapeCache:
                 "MySqlShapeCache: max_entries must be >= 1 and the size limits >= 0 "
                 f"(got {max_entries}, {max_key_chars}, {max_total_chars})"
             )
-        self._shapes: _Lru[_Shape] = _Lru(max_entries, max_total_chars)
+        self._shapes: _Lru[_Shape | _Seen] = _Lru(max_entries, max_total_chars)
         self._max_key_chars = max_key_chars
         self.hits = 0  # answered from a stored shape
-        self.misses = 0  # classified in full, or the first text of its shape
+        self.misses = 0  # classified in full
 
     def classify(self, sql: str) -> Classification:
         """``classify_mysql(sql)``: the same answer, from a stored shape when one fits.
@@ -219,31 +230,38 @@ class MySqlShapeCache:
             self.misses += 1
             return classify_mysql(sql)
         key, forms = keyed
-        shape = self._shapes.get(key)
-        if shape is None:
-            return self._first(sql, lexed.tokens, key, forms)
-        if shape.statements is None:
+        found = self._shapes.get(key)
+        if found is None:
+            # The first text of its key: classified in full, remembered with its answer.
+            self.misses += 1
+            full = classify_mysql(sql)
+            if len(key) <= self._max_key_chars:
+                self._shapes.put(key, _Seen(sql, full))
+            return full
+        if type(found) is _Seen:
+            found = self._learn(key, lexed.tokens, forms, found)
+        assert type(found) is _Shape
+        if found.statements is None:
             self.misses += 1
             return classify_mysql(sql)
         self.hits += 1
-        return _answer(sql, lexed.tokens, shape)
+        return _answer(sql, lexed.tokens, found)
 
-    def _first(
-        self, sql: str, tokens: Sequence[_Tok], key: str, forms: list[str]
-    ) -> Classification:
-        """The first text of its key: classify it in full and the key blind; store the
-        key's shape when the blind answer is this text's full answer."""
-        self.misses += 1
-        full = classify_mysql(sql)
-        if len(key) > self._max_key_chars:
-            return full
+    def _learn(self, key: str, tokens: Sequence[_Tok], forms: list[str], seen: _Seen) -> _Shape:
+        """The second text of a key: classify the key blind and store its shape, when the
+        blind answer is the first text's full answer (else the key is classified in full
+        from now on)."""
         shape = _learn(tokens, forms)
         if shape.statements is not None:
-            shape = shape._replace(fingerprint=full.fingerprint)
-            if _answer(sql, tokens, shape) != full:  # a blind answer never used unchecked
+            shape = shape._replace(fingerprint=seen.full.fingerprint)
+            try:
+                first = _answer(seen.sql, _lex(seen.sql).tokens, shape)
+            except Exception:  # cannot happen: the first text lexed to this very key
+                first = None
+            if first != seen.full:  # a blind answer is never used unchecked
                 shape = _IN_FULL
         self._shapes.put(key, shape)
-        return full
+        return shape
 
     def shared(self, sql: str) -> bool:
         """Whether texts shaped like ``sql`` are answered from a stored shape."""
@@ -253,7 +271,7 @@ class MySqlShapeCache:
         except Exception:
             return False
         found = None if keyed is None else self._shapes.get(keyed[0])
-        return found is not None and found.statements is not None
+        return type(found) is _Shape and found.statements is not None
 
     def clear(self) -> None:
         self._shapes.clear()
