@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum
 from typing import Any
 
@@ -185,3 +185,192 @@ def test_remembered_key_orders_follow_the_key_objects_and_their_insertion_order(
             assert chain(p, "ses_1", 1, TS, "statement", FORMAT_VERSION, PREV) == python_chain(
                 p, "ses_1", 1, TS, "statement", PREV
             )
+
+
+# ---------------------------------------------------------------- statement_event / ran
+# ``SessionRecorder.ran`` (every statement the relays record) serialises the statement
+# payload in C without building its dicts; ``statement()`` with the dicts is the reference.
+
+WHEN = datetime(2025, 11, 25, 15, 23, 0, 123456, tzinfo=UTC)
+cells = st.none() | texts
+results = st.lists(
+    st.tuples(
+        st.integers(0, 2**40),
+        st.lists(texts, max_size=4),
+        st.lists(st.lists(cells, max_size=4), max_size=4),
+        st.booleans(),
+        st.integers(0, 2**40),
+        st.integers(0, 2**70),
+    ),
+    max_size=3,
+)
+
+
+def gate_verdicts() -> st.SearchStrategy[Any]:
+    from wardgate.pipeline.hooks import Verdict
+
+    return st.none() | st.builds(
+        Verdict,
+        kind=st.sampled_from(["allow", "review"]),
+        rule=texts,
+        reason=texts,
+        classes=st.lists(texts, max_size=3).map(tuple),
+        approvers=st.lists(texts, max_size=3).map(tuple),
+    )
+
+
+def new_session(clock: Any = None) -> Any:
+    from sqlalchemy import create_engine
+
+    from wardgate.core.model import Principal
+    from wardgate.recording.config import RecordingConfig
+    from wardgate.recording.events import SessionMeta
+    from wardgate.recording.keys import SigningKey
+
+    rec = writer.Recorder(
+        create_engine("sqlite://"),
+        SigningKey.generate(),
+        RecordingConfig(queue_max_events=4, on_failure="fail_open"),
+        clock=clock or (lambda: WHEN),
+    )
+    meta = SessionMeta("ses_ran", Principal("p", frozenset(), "token"), "1.2.3.4:5", "t", "postgres")
+    return rec, rec.open_session(meta)
+
+
+def reference_statement(args: tuple[Any, ...]) -> Any:
+    """The event ``statement()`` records for ``ran(*args)``, with the dicts."""
+    from wardgate.recording.events import verdict_payload
+
+    n, text, path, started, duration, params, rows, state, message, verdict, res = args
+    rec, session = new_session()
+    session.statement(
+        n,
+        text=text,
+        path=path,
+        started_at=started,
+        duration_us=duration,
+        params=params,
+        rows=rows,
+        error_sqlstate=state,
+        error_message=message,
+        decision=None if verdict is None else verdict_payload(n, verdict),
+        results=[writer._result_payload(r) for r in res],
+    )
+    return rec._ops[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 2**62),
+    text=texts,
+    path=st.sampled_from(["simple", "extended"]),
+    duration=st.integers(0, 2**40),
+    params=st.lists(cells, max_size=4) | st.lists(cells, max_size=2).map(tuple),
+    rows=st.none() | st.integers(0, 2**40),
+    state=st.none() | texts,
+    message=st.none() | texts,
+    verdict=gate_verdicts(),
+    res=results,
+)
+def test_ran_records_the_statement_event_byte_for_byte(
+    n: int,
+    text: str,
+    path: str,
+    duration: int,
+    params: Any,
+    rows: int | None,
+    state: str | None,
+    message: str | None,
+    verdict: Any,
+    res: list[Any],
+) -> None:
+    assert writer._native_statement is not None, "the extension is built by the normal install"
+    args = (n, text, path, WHEN, duration, params, rows, state, message, verdict, res)
+    rec, session = new_session()
+    calls = []
+    real = writer._native_statement
+
+    def counting(*a: Any) -> Any:
+        calls.append(a)
+        return real(*a)
+
+    try:
+        writer._native_statement = counting
+        session.ran(*[list(r) if isinstance(r, list) else r for r in args])
+    finally:
+        writer._native_statement = real
+    assert calls, "the compiled path was not taken"
+    compiled = rec._ops[-1]
+    assert compiled == reference_statement(args)
+    assert session.last_seq == compiled.seq and session._head == compiled.hash
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"text": "lone \udc80 surrogate"},  # the whole payload is then \\u-escaped
+        {"params": ["ok", 5]},  # not a str: the Python path spells it str(5)
+        {"params": [Text("subclass")]},
+        {"rows": Level.HIGH},
+        {"message": Text("m")},
+        {"res": [(1, ["c"], [[1.5]], False, 1, 3)]},  # a float cell: the Python encoder's
+        {"verdict_reason": "lone \udc80 in a reason"},
+        {"started": datetime(2025, 11, 25, 17, 0, tzinfo=timezone(timedelta(hours=2)))},
+        {"started": datetime(2025, 11, 25, 17, 0)},  # naive: format_ts takes it as UTC
+    ],
+)
+def test_ran_leaves_what_the_compiled_path_declines_to_python(
+    change: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wardgate.pipeline.hooks import Verdict
+
+    reason = change.pop("verdict_reason", "because")
+    base: dict[str, Any] = dict(
+        n=4, text="SELECT 1", path="simple", started=WHEN, duration=9, params=["a"], rows=1,
+        state=None, message=None, verdict=Verdict("allow", rule="r", reason=reason), res=[],
+    )  # fmt: skip
+    base.update(change)
+    args = tuple(base.values())
+    rec, session = new_session()
+    session.ran(*args)
+    got = rec._ops[-1]
+    assert got == reference_statement(args)
+    monkeypatch.setattr(writer, "_native_statement", None)
+    rec2, session2 = new_session()
+    session2.ran(*args)
+    assert rec2._ops[-1] == got
+
+
+def test_ran_on_a_full_fail_open_queue_drops_and_marks_the_gap() -> None:
+    """queue_max_events=4, fail_open: statements beyond the bound are dropped and counted;
+    the next one recorded after the queue drains is preceded by a gap event."""
+    rec, session = new_session()
+    args = (1, "SELECT 1", "simple", WHEN, 1, [], 1, None, None, None, [])
+    for _ in range(6):
+        session.ran(*args)
+    types = [getattr(op, "type", None) for op in rec._ops]
+    assert types.count("statement") == 3  # session.start + 3 statements fill the bound
+    rec._ops.clear()
+    rec._pending_events = 0
+    session.ran(*args)
+    assert [op.type for op in rec._ops] == ["gap", "statement"]
+    assert '"dropped":3' in rec._ops[0].payload
+    assert rec._ops[1].prev_hash == rec._ops[0].hash
+
+
+def test_ran_after_close_raises_like_statement() -> None:
+    _rec, session = new_session()
+    session.close("client_quit")
+    with pytest.raises(RuntimeError, match="closed"):
+        session.ran(1, "SELECT 1", "simple", WHEN, 1, [], 1, None, None, None, [])
+
+
+def test_decision_parts_are_the_decision_json_around_n() -> None:
+    from wardgate.pipeline.hooks import Verdict
+    from wardgate.recording.events import decision_parts, verdict_payload
+
+    v = Verdict("allow", rule="r,\"n\":0,", reason='x"', classes=("write", "read"), approvers=("b", "a"))
+    head, tail = decision_parts(v)  # type: ignore[misc]
+    assert head + "17" + tail == canonical_json(verdict_payload(17, v))
+    assert decision_parts(v) is decision_parts(v)  # remembered per verdict object
+    assert decision_parts(Verdict("allow", reason="\udc80")) is None

@@ -301,7 +301,95 @@ static int hexval(char c) {
     return -1;
 }
 
+/* ------------------------------------------------------------------ format_ts */
+/* recording.events.format_ts of an exact datetime whose tzinfo is datetime.UTC
+ * ("YYYY-MM-DDTHH:MM:SS.ffffffZ", as isoformat spells the UTC time plus "Z") into out
+ * (27 characters); 0 for anything else, which the Python function formats. */
+static int format_utc(PyObject *ts, char out[40]) {
+    if (!PyDateTime_CheckExact(ts) || PyDateTime_DATE_GET_TZINFO(ts) != PyDateTime_TimeZone_UTC)
+        return 0;
+    int n = snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+                     PyDateTime_GET_YEAR(ts), PyDateTime_GET_MONTH(ts), PyDateTime_GET_DAY(ts),
+                     PyDateTime_DATE_GET_HOUR(ts), PyDateTime_DATE_GET_MINUTE(ts),
+                     PyDateTime_DATE_GET_SECOND(ts), PyDateTime_DATE_GET_MICROSECOND(ts));
+    return n == 27 ? n : 0; /* not 27: cannot happen for years 1..9999 */
+}
+
+/* format_ts(ts) -> str | None: format_utc as a str; None for what it declines. */
+static PyObject *format_ts(PyObject *self, PyObject *ts) {
+    (void)self;
+    char out[40];
+    int n = format_utc(ts, out);
+    if (n == 0) Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(out, n);
+}
+
 /* ------------------------------------------------------------------ chain_event */
+/* prev_hash's 64 hex digits -> 32 bytes, or -1 with ValueError set. */
+static int read_prev_hash(PyObject *prev, unsigned char raw[32]) {
+    Py_ssize_t prev_len;
+    const char *prev_hex = PyUnicode_AsUTF8AndSize(prev, &prev_len);
+    if (prev_hex == NULL) return -1;
+    if (prev_len != 64) {
+        PyErr_SetString(PyExc_ValueError, "prev_hash is not 64 hex digits");
+        return -1;
+    }
+    for (int i = 0; i < 32; i++) {
+        int hi = hexval(prev_hex[2 * i]), lo = hexval(prev_hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            PyErr_SetString(PyExc_ValueError, "prev_hash is not 64 hex digits");
+            return -1;
+        }
+        raw[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* A timestamp as the recording spells it: a str as it is, or a UTC datetime formatted
+ * (format_utc); TypeError for another datetime, which the Python path formats. */
+static int put_ts(Buf *b, PyObject *ts) {
+    if (PyUnicode_CheckExact(ts)) return put_str(b, ts);
+    char out[40];
+    int n = format_utc(ts, out);
+    if (n == 0) {
+        PyErr_SetString(PyExc_TypeError, "a timestamp that is not a UTC datetime");
+        return -1;
+    }
+    if (put(b, "\"", 1) < 0 || put(b, out, n) < 0) return -1;
+    return put(b, "\"", 1);
+}
+
+/* env holds prev_hash's 32 bytes, '{"payload":' and the payload (from payload_start to
+ * payload_end): write the rest of the envelope, hash it all, and return
+ * (payload_json, hash, envelope_size). */
+static PyObject *seal_envelope(Buf *env, Py_ssize_t payload_start, Py_ssize_t payload_end,
+                               PyObject *seq, PyObject *session, PyObject *ts, PyObject *type,
+                               PyObject *version) {
+    if (PUT_LIT(env, ",\"seq\":") < 0 || put_int(env, seq) < 0 ||
+        PUT_LIT(env, ",\"session\":") < 0 || put_str(env, session) < 0 ||
+        PUT_LIT(env, ",\"ts\":") < 0 || put_ts(env, ts) < 0 ||
+        PUT_LIT(env, ",\"type\":") < 0 || put_str(env, type) < 0 ||
+        PUT_LIT(env, ",\"v\":") < 0 || put_int(env, version) < 0 || put(env, "}", 1) < 0)
+        return NULL;
+
+    /* sha256(prev + envelope), read in place */
+    PyObject *view = PyMemoryView_FromMemory(env->p, env->n, PyBUF_READ);
+    if (view == NULL) return NULL;
+    PyObject *h = PyObject_CallOneArg(sha256_new, view);
+    Py_DECREF(view);
+    PyObject *hash = h == NULL ? NULL : PyObject_CallMethodNoArgs(h, str_hexdigest);
+    Py_XDECREF(h);
+    if (hash == NULL) return NULL;
+
+    PyObject *payload_json =
+        PyUnicode_DecodeUTF8(env->p + payload_start, payload_end - payload_start, "strict");
+    if (payload_json == NULL) {
+        Py_DECREF(hash);
+        return NULL;
+    }
+    return Py_BuildValue("(NNn)", payload_json, hash, env->n - 32);
+}
+
 static PyObject *chain_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 7) {
@@ -318,22 +406,8 @@ static PyObject *chain_event(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "chain_event: argument of an unexpected type");
         return NULL;
     }
-    Py_ssize_t prev_len;
-    const char *prev_hex = PyUnicode_AsUTF8AndSize(prev, &prev_len);
-    if (prev_hex == NULL) return NULL;
     unsigned char prev_raw[32];
-    if (prev_len != 64) {
-        PyErr_SetString(PyExc_ValueError, "prev_hash is not 64 hex digits");
-        return NULL;
-    }
-    for (int i = 0; i < 32; i++) {
-        int hi = hexval(prev_hex[2 * i]), lo = hexval(prev_hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            PyErr_SetString(PyExc_ValueError, "prev_hash is not 64 hex digits");
-            return NULL;
-        }
-        prev_raw[i] = (unsigned char)(hi << 4 | lo);
-    }
+    if (read_prev_hash(prev, prev_raw) < 0) return NULL;
 
     PyObject *result = NULL;
     Buf env;
@@ -344,55 +418,171 @@ static PyObject *chain_event(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (PUT_LIT(&env, "{\"payload\":") < 0) goto done;
     Py_ssize_t payload_start = env.n;
     if (put_value(&env, payload, 0) < 0) goto done;
-    Py_ssize_t payload_end = env.n;
-    if (PUT_LIT(&env, ",\"seq\":") < 0 || put_int(&env, seq) < 0 ||
-        PUT_LIT(&env, ",\"session\":") < 0 || put_str(&env, session) < 0 ||
-        PUT_LIT(&env, ",\"ts\":") < 0 || put_str(&env, ts) < 0 ||
-        PUT_LIT(&env, ",\"type\":") < 0 || put_str(&env, type) < 0 ||
-        PUT_LIT(&env, ",\"v\":") < 0 || put_int(&env, version) < 0 || put(&env, "}", 1) < 0)
-        goto done;
-
-    /* sha256(prev + envelope), read in place */
-    PyObject *view = PyMemoryView_FromMemory(env.p, env.n, PyBUF_READ);
-    if (view == NULL) goto done;
-    PyObject *h = PyObject_CallOneArg(sha256_new, view);
-    Py_DECREF(view);
-    PyObject *hash = h == NULL ? NULL : PyObject_CallMethodNoArgs(h, str_hexdigest);
-    Py_XDECREF(h);
-    if (hash == NULL) goto done;
-
-    PyObject *payload_json =
-        PyUnicode_DecodeUTF8(env.p + payload_start, payload_end - payload_start, "strict");
-    if (payload_json == NULL) {
-        Py_DECREF(hash);
-        goto done;
-    }
-    result = Py_BuildValue("(NNn)", payload_json, hash, env.n - 32);
+    result = seal_envelope(&env, payload_start, env.n, seq, session, ts, type, version);
 done:
     buf_free(&env);
     return result;
 }
 
-/* ------------------------------------------------------------------ format_ts */
-/* format_ts(ts) -> str | None: recording.events.format_ts of an exact datetime whose
- * tzinfo is datetime.UTC ("YYYY-MM-DDTHH:MM:SS.ffffffZ", as isoformat spells the UTC
- * time plus "Z"); None for anything else, which the Python function then formats. */
-static PyObject *format_ts(PyObject *self, PyObject *ts) {
+/* ------------------------------------------------------------------ statement_event */
+/* A str, or null for None; anything else is left to the Python path. */
+static int put_opt_str(Buf *b, PyObject *v) {
+    if (v == Py_None) return PUT_LIT(b, "null");
+    if (PyUnicode_CheckExact(v)) return put_str(b, v);
+    PyErr_SetString(PyExc_TypeError, "expected a str or None");
+    return -1;
+}
+
+static int put_exact_int(Buf *b, PyObject *v) {
+    if (PyLong_CheckExact(v)) return put_int(b, v);
+    PyErr_SetString(PyExc_TypeError, "expected an int");
+    return -1;
+}
+
+/* One result as events.result_payload(*parts, owned=True) serialises it:
+ * parts = (n, columns, rows, truncated, total_rows, total_bytes). */
+static int put_result(Buf *b, PyObject *parts) {
+    if (!PyTuple_CheckExact(parts) || PyTuple_GET_SIZE(parts) != 6) {
+        PyErr_SetString(PyExc_TypeError, "a result is (n, columns, rows, truncated, "
+                                         "total_rows, total_bytes)");
+        return -1;
+    }
+    PyObject *n = PyTuple_GET_ITEM(parts, 0), *columns = PyTuple_GET_ITEM(parts, 1);
+    PyObject *rows = PyTuple_GET_ITEM(parts, 2), *truncated = PyTuple_GET_ITEM(parts, 3);
+    PyObject *total_rows = PyTuple_GET_ITEM(parts, 4), *total_bytes = PyTuple_GET_ITEM(parts, 5);
+    if (!PyList_CheckExact(columns) || !PyList_CheckExact(rows) || !PyBool_Check(truncated)) {
+        PyErr_SetString(PyExc_TypeError, "a result's columns and rows are lists");
+        return -1;
+    }
+    if (PUT_LIT(b, "{\"columns\":") < 0 || put_value(b, columns, 1) < 0 ||
+        PUT_LIT(b, ",\"n\":") < 0 || put_exact_int(b, n) < 0 ||
+        PUT_LIT(b, ",\"rows\":") < 0 || put_value(b, rows, 1) < 0 ||
+        PUT_LIT(b, ",\"total_bytes\":") < 0 || put_exact_int(b, total_bytes) < 0 ||
+        PUT_LIT(b, ",\"total_rows\":") < 0 || put_exact_int(b, total_rows) < 0 ||
+        PUT_LIT(b, ",\"truncated\":") < 0)
+        return -1;
+    if (truncated == Py_True ? PUT_LIT(b, "true") < 0 : PUT_LIT(b, "false") < 0) return -1;
+    return put(b, "}", 1);
+}
+
+/* The UTF-8 of a str, written as it is (a JSON fragment made by the Python encoder). */
+static int put_raw(Buf *b, PyObject *s) {
+    if (!PyUnicode_CheckExact(s)) {
+        PyErr_SetString(PyExc_TypeError, "a JSON fragment is a str");
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+    if (u == NULL) return -1;
+    return put(b, u, n);
+}
+
+enum {
+    SE_SESSION, SE_SEQ, SE_TS, SE_VERSION, SE_PREV,
+    SE_N, SE_TEXT, SE_PATH, SE_PARAMS, SE_STARTED, SE_DURATION, SE_ROWS,
+    SE_SQLSTATE, SE_MESSAGE, SE_DECISION, SE_RESULTS, SE_NARGS
+};
+
+static PyObject *str_statement = NULL;
+
+/* statement_event(session_id, seq, ts, version, prev_hash, n, text, path, params,
+ *                 started_at, duration_us, rows, error_sqlstate, error_message,
+ *                 decision, results) -> (payload_json, hash, envelope_size)
+ *
+ * ts and started_at: str, or UTC datetimes (formatted as format_ts does).
+ * chain_event of the "statement" payload that recording.events.statement_payload makes
+ * from these, plus "decision" (given as the two halves of its JSON around the value of
+ * "n", see events.decision_parts; None: no decision) and "results" (a list of
+ * ResultCapture.parts() tuples; empty: no results), without building the dicts. The
+ * keys are written in their sorted order. */
+static PyObject *statement_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (!PyDateTime_CheckExact(ts) || PyDateTime_DATE_GET_TZINFO(ts) != PyDateTime_TimeZone_UTC)
-        Py_RETURN_NONE;
-    char out[40];
-    int n = snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-                     PyDateTime_GET_YEAR(ts), PyDateTime_GET_MONTH(ts), PyDateTime_GET_DAY(ts),
-                     PyDateTime_DATE_GET_HOUR(ts), PyDateTime_DATE_GET_MINUTE(ts),
-                     PyDateTime_DATE_GET_SECOND(ts), PyDateTime_DATE_GET_MICROSECOND(ts));
-    if (n != 27) Py_RETURN_NONE; /* cannot happen for years 1..9999 */
-    return PyUnicode_FromStringAndSize(out, n);
+    if (nargs != SE_NARGS) {
+        PyErr_SetString(PyExc_TypeError, "statement_event takes 16 arguments");
+        return NULL;
+    }
+    PyObject *session = args[SE_SESSION], *seq = args[SE_SEQ], *ts = args[SE_TS];
+    PyObject *version = args[SE_VERSION], *prev = args[SE_PREV], *n = args[SE_N];
+    PyObject *params = args[SE_PARAMS], *decision = args[SE_DECISION];
+    PyObject *results = args[SE_RESULTS], *rows = args[SE_ROWS];
+    if (!PyUnicode_CheckExact(session) ||
+        !PyLong_CheckExact(seq) || !PyLong_CheckExact(version) || !PyUnicode_CheckExact(prev) ||
+        !PyLong_CheckExact(n) || !PyUnicode_CheckExact(args[SE_TEXT]) ||
+        !PyUnicode_CheckExact(args[SE_PATH]) ||
+        !PyLong_CheckExact(args[SE_DURATION]) || !(rows == Py_None || PyLong_CheckExact(rows)) ||
+        !(PyList_CheckExact(params) || PyTuple_CheckExact(params)) ||
+        !PyList_CheckExact(results) ||
+        !(decision == Py_None || (PyTuple_CheckExact(decision) && PyTuple_GET_SIZE(decision) == 2))) {
+        PyErr_SetString(PyExc_TypeError, "statement_event: argument of an unexpected type");
+        return NULL;
+    }
+    unsigned char prev_raw[32];
+    if (read_prev_hash(prev, prev_raw) < 0) return NULL;
+
+    PyObject *result = NULL;
+    Buf env;
+    buf_init(&env);
+    if (put(&env, (const char *)prev_raw, 32) < 0) goto done;
+    if (PUT_LIT(&env, "{\"payload\":{") < 0) goto done;
+    Py_ssize_t payload_start = env.n - 1;
+    if (decision != Py_None) {
+        if (PUT_LIT(&env, "\"decision\":") < 0 || put_raw(&env, PyTuple_GET_ITEM(decision, 0)) < 0 ||
+            put_int(&env, n) < 0 || put_raw(&env, PyTuple_GET_ITEM(decision, 1)) < 0 ||
+            put(&env, ",", 1) < 0)
+            goto done;
+    }
+    if (PUT_LIT(&env, "\"duration_us\":") < 0 || put_int(&env, args[SE_DURATION]) < 0 ||
+        PUT_LIT(&env, ",\"error_message\":") < 0 || put_opt_str(&env, args[SE_MESSAGE]) < 0 ||
+        PUT_LIT(&env, ",\"error_sqlstate\":") < 0 || put_opt_str(&env, args[SE_SQLSTATE]) < 0 ||
+        PUT_LIT(&env, ",\"n\":") < 0 || put_int(&env, n) < 0 ||
+        PUT_LIT(&env, ",\"params\":[") < 0)
+        goto done;
+    {
+        PyObject *seq_params = PySequence_Fast(params, "params");
+        if (seq_params == NULL) goto done;
+        Py_ssize_t np = PySequence_Fast_GET_SIZE(seq_params);
+        PyObject **items = PySequence_Fast_ITEMS(seq_params);
+        int rc = 0;
+        for (Py_ssize_t i = 0; i < np && rc == 0; i++) {
+            if (i && put(&env, ",", 1) < 0) rc = -1;
+            else rc = put_opt_str(&env, items[i]);
+        }
+        Py_DECREF(seq_params);
+        if (rc < 0) goto done;
+    }
+    if (PUT_LIT(&env, "],\"path\":") < 0 || put_str(&env, args[SE_PATH]) < 0) goto done;
+    Py_ssize_t nres = PyList_GET_SIZE(results);
+    if (nres) {
+        /* a reference for the walk: the list cannot change under us, but be safe */
+        PyObject *held = PySequence_Fast(results, "results");
+        if (held == NULL) goto done;
+        int rc = PUT_LIT(&env, ",\"results\":[");
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(held) && rc == 0; i++) {
+            if (i && put(&env, ",", 1) < 0) rc = -1;
+            else rc = put_result(&env, PySequence_Fast_ITEMS(held)[i]);
+        }
+        Py_DECREF(held);
+        if (rc < 0 || put(&env, "]", 1) < 0) goto done;
+    }
+    if (PUT_LIT(&env, ",\"rows\":") < 0 ||
+        (rows == Py_None ? PUT_LIT(&env, "null") : put_int(&env, rows)) < 0 ||
+        PUT_LIT(&env, ",\"started_at\":") < 0 || put_ts(&env, args[SE_STARTED]) < 0 ||
+        PUT_LIT(&env, ",\"text\":") < 0 || put_str(&env, args[SE_TEXT]) < 0 ||
+        put(&env, "}", 1) < 0)
+        goto done;
+    result = seal_envelope(&env, payload_start, env.n, seq, session, ts, str_statement, version);
+done:
+    buf_free(&env);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"chain_event", (PyCFunction)(void (*)(void))chain_event, METH_FASTCALL,
      "chain_event(payload, session_id, seq, ts, event_type, version, prev_hash) -> "
+     "(payload_json, hash, envelope_size)"},
+    {"statement_event", (PyCFunction)(void (*)(void))statement_event, METH_FASTCALL,
+     "statement_event(session_id, seq, ts, version, prev_hash, n, text, path, params, "
+     "started_at, duration_us, rows, error_sqlstate, error_message, decision, results) -> "
      "(payload_json, hash, envelope_size)"},
     {"format_ts", format_ts, METH_O,
      "format_ts(ts) -> str | None: a UTC datetime as the recording spells it"},
@@ -415,5 +605,7 @@ PyMODINIT_FUNC PyInit__chain(void) {
     if (sha256_new == NULL) return NULL;
     str_hexdigest = PyUnicode_InternFromString("hexdigest");
     if (str_hexdigest == NULL) return NULL;
+    str_statement = PyUnicode_InternFromString("statement");
+    if (str_statement == NULL) return NULL;
     return PyModule_Create(&module);
 }

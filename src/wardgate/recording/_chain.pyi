@@ -12,3 +12,22 @@ def chain_event(
     /,
 ) -> tuple[str, str, int]: ...
 def format_ts(ts: datetime, /) -> str | None: ...
+def statement_event(
+    session_id: str,
+    seq: int,
+    ts: str | datetime,
+    version: int,
+    prev_hash: str,
+    n: int,
+    text: str,
+    path: str,
+    params: Any,
+    started_at: str | datetime,
+    duration_us: int,
+    rows: int | None,
+    error_sqlstate: str | None,
+    error_message: str | None,
+    decision: tuple[str, str] | None,
+    results: list[Any],
+    /,
+) -> tuple[str, str, int]: ...

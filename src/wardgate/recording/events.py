@@ -306,6 +306,38 @@ def _verdict_payload(n: int, v: VerdictLike) -> Payload:
 _verdict_bases: dict[int, tuple[VerdictLike, Payload]] = {}
 
 
+def decision_parts(v: VerdictLike) -> tuple[str, str] | None:
+    """``canonical_json(verdict_payload(n, v))`` in two halves, around the digits of ``n``
+    (its keys sort as approvers, classes, n, reason, rule, verdict), for the compiled
+    statement event; None when the halves cannot be plain UTF-8 JSON (a lone surrogate,
+    which ``canonical_json`` escapes for the whole payload: the Python path's business).
+    Remembered per gate verdict, as ``verdict_payload``'s base is."""
+    if type(v) is GateVerdict:
+        found = _decision_parts.get(id(v))
+        if found is not None and found[0] is v:
+            return found[1]
+    base = _verdict_payload(0, v)
+    head = {"approvers": base["approvers"], "classes": base["classes"]}
+    tail = {"reason": base["reason"], "rule": base["rule"], "verdict": base["verdict"]}
+    parts: tuple[str, str] | None = (
+        _ENCODER.encode(head)[:-1] + ',"n":',
+        "," + _ENCODER.encode(tail)[1:],
+    )
+    try:
+        parts[0].encode("utf-8"), parts[1].encode("utf-8")  # type: ignore[index]
+    except UnicodeEncodeError:
+        parts = None
+    if type(v) is GateVerdict:
+        if len(_decision_parts) >= 256:
+            _decision_parts.clear()
+        _decision_parts[id(v)] = (v, parts)
+    return parts
+
+
+# id(verdict) -> (the verdict; its decision_parts)
+_decision_parts: dict[int, tuple[VerdictLike, tuple[str, str] | None]] = {}
+
+
 def approval_payload(
     n: int,
     state: ApprovalState,

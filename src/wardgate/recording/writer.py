@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
@@ -58,8 +59,10 @@ from wardgate.recording.events import (
     SessionMeta,
     StatementPath,
     Verdict,
+    VerdictLike,
     approval_payload,
     canonical_json,
+    decision_parts,
     decision_payload,
     envelope_bytes,
     format_ts,
@@ -67,6 +70,7 @@ from wardgate.recording.events import (
     result_payload,
     session_end_payload,
     statement_payload,
+    verdict_payload,
 )
 from wardgate.recording.keys import KeyRing, SigningKey, load_or_create_signing_key
 from wardgate.recording.models import EVENTS, SESSIONS
@@ -90,12 +94,19 @@ _MAX_BACKOFF_S = 5.0
 # path below, which stays the reference and takes whatever the C code declines. None when
 # the extension was not built or ``WARDGATE_PURE_PYTHON=1``.
 _native_chain: Callable[..., tuple[str, str, int]] | None
+_native_statement: Callable[..., tuple[str, str, int]] | None
 try:
-    from wardgate.recording._chain import chain_event as _native_chain
+    from wardgate.recording import _chain
+
+    _native_chain, _native_statement = _chain.chain_event, _chain.statement_event
 except ImportError:  # built without a compiler
-    _native_chain = None
+    _native_chain = _native_statement = None
 if os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0"):
-    _native_chain = None
+    _native_chain = _native_statement = None
+
+# A result as ``ResultCapture.parts()`` hands it over: (n, columns, rows, truncated,
+# total_rows, total_bytes), the arguments of ``result_payload(..., owned=True)``.
+ResultParts = tuple[int, list[str], list[list[Cell]], bool, int, int]
 
 
 def chain_event(
@@ -254,17 +265,29 @@ class ResultCapture:
     def payload(self) -> Payload:
         """The result as a payload, for embedding in its ``statement`` event instead of a
         separate ``result`` event (see ``SessionRecorder.statement``); ends the capture."""
+        return _result_payload(self.parts())
+
+    def parts(self) -> ResultParts:
+        """``payload`` as the arguments it is made from, for ``SessionRecorder.ran``;
+        ends the capture."""
         self._done = True
         rows, self._rows = self._rows, []  # handed over: nothing added later can reach it
-        return result_payload(
-            self._n,
-            columns=self._columns,
-            rows=rows,
-            truncated=self.truncated,
-            total_rows=self.total_rows,
-            total_bytes=self.total_bytes,
-            owned=True,
-        )
+        return (
+            self._n, self._columns, rows, self.truncated, self.total_rows, self.total_bytes
+        )  # fmt: skip
+
+
+def _result_payload(parts: ResultParts) -> Payload:
+    n, columns, rows, truncated, total_rows, total_bytes = parts
+    return result_payload(
+        n,
+        columns=columns,
+        rows=rows,
+        truncated=truncated,
+        total_rows=total_rows,
+        total_bytes=total_bytes,
+        owned=True,
+    )
 
 
 class SessionRecorder:
@@ -352,6 +375,70 @@ class SessionRecorder:
             payload["results"] = list(results)
         self._record("statement", payload)
 
+    def ran(
+        self,
+        n: int,
+        text: str,
+        path: StatementPath,
+        started_at: datetime,
+        duration_us: int,
+        params: Sequence[Cell],
+        rows: int | None,
+        error_sqlstate: str | None,
+        error_message: str | None,
+        verdict: VerdictLike | None,
+        results: list[ResultParts],
+    ) -> None:
+        """``statement`` as the relays call it for every statement that ran: the decision
+        as its verdict (``decision=verdict_payload(n, verdict)``), the results as
+        ``ResultCapture.parts()``. The same event, byte for byte; with the compiled
+        extension it is serialised and chained in one call, without the payload dicts."""
+        self._statements += 1
+        if self._closed:
+            self._refuse_closed("statement")
+        rec = self._recorder
+        if _native_statement is not None and not self._dropped_unmarked:
+            parts = None if verdict is None else decision_parts(verdict)
+            if parts is not None or verdict is None:
+                if rec._over_bound_fail_open():
+                    self._drop()
+                    return
+                ts = rec.now()
+                seq = self._seq + 1
+                try:
+                    payload_json, digest, size = _native_statement(
+                        self.session_id, seq, ts, FORMAT_VERSION, self._head,
+                        n, text, path, params, started_at, duration_us, rows,
+                        error_sqlstate, error_message, parts, results,
+                    )  # fmt: skip
+                except (TypeError, ValueError):  # off its shape: the Python path below
+                    pass
+                else:
+                    op = EventOp(
+                        self.session_id, seq, ts, "statement", payload_json, self._head,
+                        digest, size,
+                    )  # fmt: skip
+                    self._seq = seq
+                    self._head = digest
+                    rec._push(op)
+                    return
+        payload = statement_payload(
+            n,
+            text=text,
+            path=path,
+            params=params,
+            started_at=started_at,
+            duration_us=duration_us,
+            rows=rows,
+            error_sqlstate=error_sqlstate,
+            error_message=error_message,
+        )
+        if verdict is not None:
+            payload["decision"] = verdict_payload(n, verdict)
+        if results:
+            payload["results"] = [_result_payload(r) for r in results]
+        self._record("statement", payload)
+
     def decision(
         self,
         n: int,
@@ -419,15 +506,10 @@ class SessionRecorder:
 
     def _record(self, event_type: str, payload: Payload, *, essential: bool = False) -> None:
         if self._closed:
-            raise RuntimeError(
-                f"session {self.session_id} is closed; its recording is sealed and cannot "
-                f"take a {event_type} event"
-            )
+            self._refuse_closed(event_type)
         rec = self._recorder
         if not essential and rec._over_bound_fail_open():
-            self._dropped_unmarked += 1
-            self._dropped_total += 1
-            rec._events_dropped += 1
+            self._drop()
             return
         if self._dropped_unmarked:
             dropped, self._dropped_unmarked = self._dropped_unmarked, 0
@@ -436,6 +518,19 @@ class SessionRecorder:
                 gap_payload(dropped, "recording queue full under on_failure: fail_open"),
             )
         self._append(event_type, payload)
+
+    def _refuse_closed(self, event_type: str) -> NoReturn:
+        raise RuntimeError(
+            f"session {self.session_id} is closed; its recording is sealed and cannot "
+            f"take a {event_type} event"
+        )
+
+    def _drop(self) -> None:
+        """An event refused under ``on_failure: fail_open`` with the queue full: counted,
+        and marked by a ``gap`` event before the next one that is recorded."""
+        self._dropped_unmarked += 1
+        self._dropped_total += 1
+        self._recorder._events_dropped += 1
 
     def _append(self, event_type: str, payload: Payload) -> None:
         op = chain_event(

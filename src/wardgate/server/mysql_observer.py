@@ -41,11 +41,10 @@ from wardgate.proto.mysql.binary import (
 )
 from wardgate.proto.mysql.constants import ColumnFlag, Command
 from wardgate.proto.mysql.messages import parse_text_row
-from wardgate.recording.events import verdict_payload
 
 if TYPE_CHECKING:
     from wardgate._rowscan import Gate
-    from wardgate.recording.writer import ResultCapture, SessionRecorder
+    from wardgate.recording.writer import ResultCapture, ResultParts, SessionRecorder
     from wardgate.server.mysql_masking import MySqlMaskPlan, MySqlRowMasker
     from wardgate.server.mysql_relay import PreparedStatement
 
@@ -73,7 +72,7 @@ class _Pending:
     # chained event per statement, as on PostgreSQL); denials and reviews are recorded
     # as their own decision events the moment they are decided.
     decision: Verdict | None = None
-    results: list[dict[str, object]] = field(default_factory=list)
+    results: list[ResultParts] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -383,7 +382,7 @@ class MySqlObserver:
         if self._capture is not None:
             owner = self._owner
             if owner is not None and self._queued(owner):
-                owner.results.append(self._capture.payload())
+                owner.results.append(self._capture.parts())
             else:
                 self._capture.finish()
             self._capture = None
@@ -423,16 +422,17 @@ class MySqlObserver:
     def _finish(self, p: _Pending) -> None:
         if self.rec is None or not p.sql:
             return
-        self.rec.statement(
+        error = p.error
+        self.rec.ran(
             p.n,
-            text=p.sql,
-            path=p.path,
-            started_at=p.started_wall,
-            duration_us=int((time.perf_counter() - p.started) * 1e6),
-            params=p.params,
-            rows=p.rows,
-            error_sqlstate=p.error[0] if p.error else None,
-            error_message=p.error[1] if p.error else None,
-            decision=verdict_payload(p.n, p.decision) if p.decision is not None else None,
-            results=p.results,
+            p.sql,
+            p.path,
+            p.started_wall,
+            int((time.perf_counter() - p.started) * 1e6),
+            p.params,
+            p.rows,
+            error[0] if error else None,
+            error[1] if error else None,
+            p.decision,
+            p.results,
         )

@@ -26,11 +26,10 @@ from wardgate.masking.native import pg_bind as _pg_bind
 from wardgate.masking.native import pg_cells as _pg_cells
 from wardgate.pipeline.hooks import StatementPath, Verdict
 from wardgate.proto.pg import messages as m
-from wardgate.recording.events import verdict_payload
 
 if TYPE_CHECKING:
     from wardgate._rowscan import Gate
-    from wardgate.recording.writer import ResultCapture, SessionRecorder
+    from wardgate.recording.writer import ResultCapture, ResultParts, SessionRecorder
 
 log = logging.getLogger("wardgate.pg")
 
@@ -217,7 +216,7 @@ class _Pending:
     done: bool = False
     # An allowed statement's decision and results ride inside its statement event.
     decision: Verdict | None = None
-    results: list[dict[str, object]] | None = None
+    results: list[ResultParts] | None = None
     duration_us: int = 0
 
 
@@ -562,7 +561,7 @@ class PgObserver:
             if owner is not None and not owner.done:
                 if owner.results is None:
                     owner.results = []
-                owner.results.append(self._capture.payload())
+                owner.results.append(self._capture.parts())
             else:
                 self._capture.finish()
             self._capture = None
@@ -647,16 +646,17 @@ class PgObserver:
             log.error("session recording closed with %d statements unrecorded", len(finished))
             return
         for p in finished:
-            rec.statement(
+            error = p.error
+            rec.ran(
                 p.n,
-                text=p.sql,
-                path=p.path,
-                started_at=p.started_wall or datetime.now(UTC),
-                duration_us=p.duration_us,
-                params=p.params,
-                rows=p.rows,
-                error_sqlstate=p.error[0] if p.error else None,
-                error_message=p.error[1] if p.error else None,
-                decision=verdict_payload(p.n, p.decision) if p.decision is not None else None,
-                results=p.results or (),
+                p.sql,
+                p.path,
+                p.started_wall or datetime.now(UTC),
+                p.duration_us,
+                p.params,
+                p.rows,
+                error[0] if error else None,
+                error[1] if error else None,
+                p.decision,
+                p.results or [],
             )
