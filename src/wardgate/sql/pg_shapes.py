@@ -39,6 +39,23 @@ skips blanking the offsets for a text laid out like one before -- same spacing, 
 of the same lengths, as pgbench's mostly are. A layout determines the key, so it is only
 a shortcut to the key's shapes, plus the statements' offsets, which it also determines.
 
+A third map, by *text*, skips the parse too, for the texts clients send over and over
+with other values (``pgbench -M simple``, an ORM that inlines its literals): the text with
+its plain literals blanked -- decimal integers of 1 to 9 digits and single-quoted strings
+without a quote or backslash inside, each standing apart from identifier characters,
+``$``, ``.``, quotes and ``&`` (so not ``E'..'``, ``U&'..'``, ``$1``, ``1.5``, ``1e5``, ``t1``).
+An ASCII text's entry is made only from a text whose one statement was answered from a
+stored shape, and only if every literal blanked is exactly where the parser put an
+``A_Const`` of that value (its ``location``): a literal the grammar uses otherwise
+(``float(30)``, ``FETCH 5``, ``- 5`` folded into ``-5``, ``'a'`` continued on the next
+line, a "literal" in a comment or a quoted name) has none, and its text key is classified
+as before, every time. Texts of one text key differ only in such literals, which the
+lexer reads as the same tokens whatever their values (an integer of at most 9 digits is
+always an int4 ``ICONST``; zero and the empty string, which libpg_query writes apart, are
+blanked as kinds of their own), so they parse to trees that differ only in those
+constants' values and offsets: trees of one shape key, which is where the answer comes
+from. The statement's span shifts by the difference in length.
+
 Bounds: each map holds at most ``max_entries`` keys, keys longer than ``max_key_chars``
 are not stored, and each map's keys together stay under ``max_total_chars`` (non-ASCII
 keys count four per character). Thread-compatible like ``ClassificationCache``.
@@ -46,6 +63,7 @@ keys count four per character). Thread-compatible like ``ClassificationCache``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import OrderedDict
 from json import JSONDecoder
@@ -144,6 +162,56 @@ def _spans(starts: list[int], lengths: list[int], n: int) -> list[tuple[int, int
     return list(zip(starts, lengths, strict=True))
 
 
+# A text's plain literals: group 1 an integer, group 2 a string's contents.
+_TEXT_LITERAL = re.compile(r"(?=[\d'])(?<![\w$.'&])(?:(\d{1,9})|'([^'\\]*)')(?![\w$.'])")
+
+
+def text_key(sql: str) -> str | None:
+    """``sql`` with its plain literals blanked (see the module doc); None when it has none
+    or is not ASCII (the parser's offsets are bytes). NUL never occurs in a text that gets
+    here, so it marks the blanks."""
+    pieces = _TEXT_LITERAL.split(sql)
+    if len(pieces) == 1 or not sql.isascii():
+        return None
+    out = [pieces[0]]
+    for i in range(1, len(pieces), 3):
+        digits = pieces[i]
+        if digits is not None:
+            out.append("\x00i\x00" if digits.strip("0") else "\x000\x00")
+        else:
+            out.append("\x00s\x00" if pieces[i + 1] else "\x00e\x00")
+        out.append(pieces[i + 2])
+    return "".join(out)
+
+
+def _literals_are_constants(sql: str, tree_json: str) -> bool:
+    """Every literal ``text_key`` blanks in ``sql`` is an ``A_Const`` of its value that
+    starts where it does in the parse tree."""
+    consts: dict[int, tuple[str, object]] = {}
+    stack: list[object] = [json.loads(tree_json)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            const = node.get("A_Const")
+            if isinstance(const, dict) and isinstance(const.get("location"), int):
+                if "ival" in const:
+                    value: tuple[str, object] = ("i", const["ival"].get("ival", 0))
+                elif "sval" in const:
+                    value = ("s", const["sval"].get("sval", ""))
+                else:
+                    value = ("other", None)
+                consts[const["location"]] = value
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    for m in _TEXT_LITERAL.finditer(sql):
+        digits = m.group(1)
+        want = ("i", int(digits)) if digits is not None else ("s", m.group(2))
+        if consts.get(m.start()) != want:
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------------------
 # Classifying a key
 # --------------------------------------------------------------------------------------
@@ -215,6 +283,20 @@ class _Layout(NamedTuple):
 _CLASSIFY_IN_FULL = _Layout(None, "", [])
 
 
+class _Text(NamedTuple):
+    """Per text key: its one statement's shape and fingerprint, and the span of the text
+    it was learnt from, with that text's length."""
+
+    shapes: tuple[StatementShape, ...] | None  # None: parsed every time, as before
+    fingerprint: str
+    start: int
+    length: int  # stmt_len; 0: to the end of the text
+    text_length: int
+
+
+_PARSE_EVERY_TIME = _Text(None, "", 0, 0, 0)
+
+
 _V = TypeVar("_V")
 
 
@@ -265,7 +347,7 @@ class _Lru(Generic[_V]):
 class PostgresShapeCache:
     """``classify_postgres`` that classifies each literal-blind shape once."""
 
-    __slots__ = ("_layouts", "_max_key_chars", "_shapes", "hits", "misses")
+    __slots__ = ("_layouts", "_max_key_chars", "_shapes", "_texts", "hits", "misses")
 
     def __init__(
         self,
@@ -281,6 +363,7 @@ class PostgresShapeCache:
             )
         self._shapes: _Lru[_Shape] = _Lru(max_entries, max_total_chars)
         self._layouts: _Lru[_Layout] = _Lru(max_entries, max_total_chars)
+        self._texts: _Lru[_Text] = _Lru(max_entries, max_total_chars)
         self._max_key_chars = max_key_chars
         self.hits = 0  # answered from a stored shape
         self.misses = 0  # classified in full, or the first text of its shape
@@ -290,14 +373,48 @@ class PostgresShapeCache:
         Never raises."""
         if "\x00" in sql:
             return classify_postgres(sql)
+        key = text_key(sql) if len(sql) <= self._max_key_chars else None
+        known = None if key is None else self._texts.get(key)
+        if known is not None and known.shapes is not None:
+            answer = self._from_text(sql, known)
+            if answer is not None:
+                return answer
         try:
             tree_json = _pg.parse_sql_json(sql)
         except Exception:
             return classify_postgres(sql)  # the same failure, reported the same way
         try:
-            return self._classify(sql, tree_json)
+            result = self._classify(sql, tree_json)
+            if key is not None and known is None:
+                self._learn_text(key, sql, tree_json)
+            return result
         except (LiteralRead, Exception):  # a bug here must not become an answer
             return classify_postgres_tree(sql, tree_json)
+
+    def _from_text(self, sql: str, known: _Text) -> Classification | None:
+        assert known.shapes is not None
+        length = known.length + len(sql) - known.text_length if known.length else 0
+        try:
+            texts = statement_texts(sql, [(known.start, length)])
+            result = assemble(sql, texts, known.shapes, known.fingerprint)
+        except Exception:  # as classify_postgres would fail: the parse path says so
+            return None
+        self.hits += 1
+        return result
+
+    def _learn_text(self, key: str, sql: str, tree_json: str) -> None:
+        """After ``sql`` was classified: its text key's entry (see the module doc)."""
+        laid = self._layouts.get(_layout(tree_json))
+        entry = _PARSE_EVERY_TIME
+        if (
+            laid is not None
+            and laid.shapes is not None
+            and len(laid.shapes) == 1
+            and _literals_are_constants(sql, tree_json)
+        ):
+            (start, length), *_ = laid.spans
+            entry = _Text(laid.shapes, laid.fingerprint, start, length, len(sql))
+        self._texts.put(key, entry)
 
     def _classify(self, sql: str, tree_json: str) -> Classification:
         layout = _layout(tree_json)
@@ -379,6 +496,7 @@ class PostgresShapeCache:
     def clear(self) -> None:
         self._shapes.clear()
         self._layouts.clear()
+        self._texts.clear()
 
     def __len__(self) -> int:
         """The number of shape keys stored (shared or classified in full)."""
