@@ -1338,7 +1338,89 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------ pg_text_key */
+/* sql.pg_shapes.text_key in C, the regex there being the reference (a property test holds
+ * the two to the same answer): an ASCII text with its plain literals blanked -- a run of
+ * 1 to 9 digits, or a single-quoted string with no quote or backslash inside, not preceded
+ * by [A-Za-z0-9_$.'&] and not followed by [A-Za-z0-9_$.'] -- as NUL-letter-NUL ("i", "0"
+ * for all zeros, "s", "e" for the empty string); None when it has none or is not ASCII.
+ * The regex scans left to right, leftmost match first, resuming after each match; so does
+ * this. */
+static inline int tk_word(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static inline int tk_before(unsigned char c) /* may not precede a literal */
+{
+    return tk_word(c) || c == '$' || c == '.' || c == '\'' || c == '&';
+}
+
+static inline int tk_after(unsigned char c) /* may not follow a literal */
+{
+    return tk_word(c) || c == '$' || c == '.' || c == '\'';
+}
+
+static PyObject *pg_text_key(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "pg_text_key(sql): sql must be a str");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(arg))
+        Py_RETURN_NONE;
+    const unsigned char *t = (const unsigned char *)PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    /* each literal is at least 1 character and becomes 3: at most 3n bytes */
+    char small[512];
+    char *out = n * 3 <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc((size_t)(n * 3 + 1));
+    if (out == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t o = 0, i = 0, found = 0;
+    while (i < n) {
+        unsigned char c = t[i];
+        if ((c == '\'' || (c >= '0' && c <= '9')) && (i == 0 || !tk_before(t[i - 1]))) {
+            Py_ssize_t j = i;
+            char kind = 0;
+            if (c == '\'') {
+                j = i + 1;
+                while (j < n && t[j] != '\'' && t[j] != '\\')
+                    j++;
+                if (j < n && t[j] == '\'' && (j + 1 >= n || !tk_after(t[j + 1]))) {
+                    kind = j == i + 1 ? 'e' : 's';
+                    j++;
+                }
+            } else {
+                int zero = 1;
+                while (j < n && t[j] >= '0' && t[j] <= '9') {
+                    zero &= t[j] == '0';
+                    j++;
+                }
+                if (j - i <= 9 && (j >= n || !tk_after(t[j])))
+                    kind = zero ? '0' : 'i';
+            }
+            if (kind) {
+                out[o++] = '\0';
+                out[o++] = kind;
+                out[o++] = '\0';
+                i = j;
+                found = 1;
+                continue;
+            }
+        }
+        out[o++] = (char)c;
+        i++;
+    }
+    PyObject *key = found ? PyUnicode_FromStringAndSize(out, o) : Py_NewRef(Py_None);
+    if (out != small)
+        PyMem_Free(out);
+    return key;
+}
+
 static PyMethodDef module_methods[] = {
+    {"pg_text_key", pg_text_key, METH_O,
+     "pg_text_key(sql) -> str | None: sql.pg_shapes.text_key, compiled"},
     {"scan_rows", scan_rows, METH_VARARGS,
      "scan_rows(data, pos, end, max_message, gate) -> (pos, rows, payload_bytes)"},
     {"scan_copy", scan_copy, METH_VARARGS,

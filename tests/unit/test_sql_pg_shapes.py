@@ -717,3 +717,25 @@ def test_the_text_map_is_bounded_and_cleared() -> None:
     assert len(cache._texts) == 3
     cache.clear()
     assert len(cache._texts) == 0
+
+
+_KEY_TEXT = st.text(
+    alphabet=st.sampled_from(list("0123456789'\\$.&_aZ \n\t(),;-*/\"é\x00")), max_size=40
+) | st.sampled_from(["0", "'", "''", "1234567890", "123456789", "'a'b'", "a'b'", "&'x'"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_KEY_TEXT)
+def test_the_compiled_text_key_is_the_regex_one(sql: str) -> None:
+    if pg_shapes.text_key is pg_shapes.text_key_py:
+        pytest.skip("the extension is not built (or WARDGATE_PURE_PYTHON=1)")
+    assert pg_shapes.text_key(sql) == pg_shapes.text_key_py(sql)
+
+
+def test_the_compiled_text_key_is_used_when_built() -> None:
+    import os
+
+    if os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0"):
+        assert pg_shapes.text_key is pg_shapes.text_key_py
+    else:
+        assert pg_shapes.text_key is not pg_shapes.text_key_py  # the normal install builds it
