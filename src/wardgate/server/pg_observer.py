@@ -306,6 +306,9 @@ class PgObserver:
         stmt = self.statements.get(name)
         if stmt is None or len(tail) < 2:
             return
+        if tail == b"\x00\x00":  # no types given (what most drivers send): nothing to read
+            stmt.param_types = []
+            return
         n = _I16.unpack_from(tail, 0)[0]
         if len(tail) >= 2 + 4 * n:
             stmt.param_types = list(struct.unpack_from(f"!{n}I", tail, 2))
