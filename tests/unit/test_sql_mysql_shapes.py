@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import itertools
 import operator
+import re
 from collections.abc import Callable
 
 import pytest
@@ -367,3 +368,126 @@ def test_a_client_of_unique_literals_is_answered_from_one_shape() -> None:
     for sql in texts:
         through(cache, sql)
     assert len(cache) == 1 and cache.hits == 49
+
+
+# --------------------------------------------------------------------------------------
+# The text map: a text whose plain literals match a learnt one's is answered unlexed
+
+
+def text_variant(sql: str, n: int) -> str:
+    """``sql`` with every literal ``text_key`` blanks given another value (and length) of
+    its form: one text key, other values."""
+    from wardgate.sql.mysql_shapes import _TEXT_LITERAL
+
+    def other(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return str(n * 7919 + len(m.group(1)))
+        q = m.group(0)[0]
+        return q + ["", "zq", "-- x", "/* $.a */", "# %Y", "1 DAY", ";"][n % 7] + q
+
+    return _TEXT_LITERAL.sub(other, sql)
+
+
+class _CountLexes:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import wardgate.sql.mysql_shapes as shapes
+
+        self.count = 0
+        real = shapes._lex
+
+        def counting(sql: str, *a: object) -> object:
+            self.count += 1
+            return real(sql, *a)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(shapes, "_lex", counting)
+
+
+def test_corpus_texts_and_their_text_variants_get_their_own_full_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lexes = _CountLexes(monkeypatch)
+    unlexed = 0
+    for i, sql in enumerate(CORPUS):
+        cache = MySqlShapeCache()
+        for n in (i, i + 1, i + 2, i + 3):  # the second text learns the shape and text
+            before = lexes.count
+            through(cache, text_variant(sql, n))
+            unlexed += lexes.count == before
+        through(cache, sql)
+    assert unlexed >= 100, unlexed  # not vacuous
+
+
+def test_a_client_of_unique_literals_is_answered_without_the_lexer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = MySqlShapeCache()
+    for i in (1, 2):
+        through(cache, f"SELECT t FROM rows_10k WHERE id = {i} LIMIT 1; SELECT 'a{i}'")
+    lexes = _CountLexes(monkeypatch)
+    for i in (3, 123456, 12345678901234567890, 0):
+        got = through(cache, f"SELECT t FROM rows_10k WHERE id = {i} LIMIT 1; SELECT 'a{i}'")
+        assert [s.text for s in got.statements] == [
+            f"SELECT t FROM rows_10k WHERE id = {i} LIMIT 1",
+            f"SELECT 'a{i}'",
+        ]
+    assert lexes.count == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT /* 7 */ a FROM t WHERE id = 5",
+        "SELECT `a 5 b` FROM t WHERE id = 5",
+        "SELECT a FROM t WHERE id = 5 # 7",
+        "SELECT a FROM t WHERE id = 5 -- 7",
+        "SELECT a /* 'x' */ FROM t WHERE id = 5",
+    ],
+)
+def test_blanks_that_are_not_literal_tokens_keep_the_lexer(
+    sql: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wardgate.sql.mysql_shapes import text_key
+
+    cache = MySqlShapeCache()
+    through(cache, sql)
+    through(cache, text_variant(sql, 1))
+    keyed = text_key(sql)
+    assert keyed is not None
+    entry = cache._texts.get(keyed[0])
+    assert entry is None or entry.shape is None, sql  # None: the shape was never shared
+    lexes = _CountLexes(monkeypatch)
+    through(cache, text_variant(sql, 2))
+    assert lexes.count == 1
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'é', 5 FROM t",  # not ASCII
+        "SELECT 1e5, 0x1F, 1.5, .5, @a1, @@b2, t1.c, _utf8'a', N'b', X'0F', 'it''s', 1a FROM t1",
+    ],
+)
+def test_what_is_not_plain_is_not_blanked_by_the_text_key(sql: str) -> None:
+    from wardgate.sql.mysql_shapes import text_key
+
+    assert text_key(sql) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("SELECT /*!7920 */ a FROM t WHERE id = 5", "SELECT /*!50000 */ a FROM t WHERE id = 5"),
+        ("SELECT /*!50000 */ a FROM t WHERE id = 5", "SELECT /*!7920 */ a FROM t WHERE id = 5"),
+        ("SELECT /*!7920 1 */ a FROM t WHERE id = 5", "SELECT /*!50000 1 */ a FROM t WHERE id = 5"),
+        ("SELECT /*M!100500 2 */ a FROM t", "SELECT /*M!12 2 */ a FROM t"),
+    ],
+)
+def test_an_executable_comments_version_is_never_blanked(first: str, second: str) -> None:
+    """Five or six digits after ``/*!`` are a version, fewer a number: the count of digits
+    changes the tokens, so they are never a blank of the text key."""
+    from wardgate.sql.mysql_shapes import text_key
+
+    cache = MySqlShapeCache()
+    for sql in (first, first.replace("id = 5", "id = 6"), second, first, second):
+        through(cache, sql)
+    assert text_key(first) != text_key(second)

@@ -45,6 +45,20 @@ Soundness -- this is a security gate: nothing here may change a classification
   text from this text (its own token offsets); the fingerprint, which hashes the tokens
   with ``?`` for literals, is the same for every text of a key.
 
+A second map, by *text*, skips the lexer too (~10 µs of a new text's ~17): the text with
+its plain literals blanked -- runs of digits, and strings in ``''`` or ``""`` without their
+quote or a backslash inside, standing apart from identifier characters, ``$ . @ ' " ` &``
+and ``!`` -- for ASCII texts (``!``: the lexer reads ``/*!`` and five or six digits as an
+executable comment's version and fewer digits as a number, so there the number of digits
+would change the tokens). An entry is made from a text whose shape is shared, and only
+if every literal blanked is exactly a literal token of the lexer (same start and end):
+digits inside a comment or a quoted name have none, and their text key keeps the lexer
+every time. Texts of one text key differ only
+in such literals, whose contents cannot end them early or start a comment, so they lex to
+the same tokens with other literal values: one shape key, which is where the answer comes
+from. The statements' texts are cut from this text at offsets shifted by the literals'
+differences in length.
+
 Bounds: at most ``max_entries`` keys, keys longer than ``max_key_chars`` are not stored,
 and the keys together stay under ``max_total_chars`` (non-ASCII keys count four per
 character). Thread-compatible like ``ClassificationCache``.
@@ -78,6 +92,30 @@ from wardgate.sql.mysql import (
 from wardgate.sql.pg_shapes import _Lru
 
 _PLAIN_NUMBER = re.compile(r"[0-9]+")
+# A text's plain literals for the text map: group 1 digits, 2 a '' string, 3 a "" string.
+_TEXT_LITERAL = re.compile(
+    r"""(?=[\d'"])(?<![\w$.@'"`&!])(?:(\d+)|'([^'\\]*)'|"([^"\\]*)")(?![\w$.'"`])"""
+)
+
+
+def text_key(sql: str) -> tuple[str, list[tuple[int, int]]] | None:
+    """``sql`` with its plain literals blanked (see the module doc) and their spans; None
+    when it has none or is not ASCII. NUL (never in a text that gets here) marks them."""
+    if not sql.isascii():
+        return None
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in _TEXT_LITERAL.finditer(sql):
+        start, end = m.span()
+        out.append(sql[pos:start])
+        out.append("\x00n\x00" if m.group(1) is not None else f"\x00{sql[start]}\x00")
+        spans.append((start, end))
+        pos = end
+    if not spans:
+        return None
+    out.append(sql[pos:])
+    return "".join(out), spans
 # The stand-ins for a blank literal, by its form: a number, a string in '' or "".
 # The second set is unlike the first in every way sqlglot might read a string's content.
 _STAND_INS = {
@@ -185,6 +223,18 @@ def _tree_signature(trees: Sequence[exp.Expression]) -> list[list[str]]:
     return [[type(n).__name__ for n in tree.walk()] for tree in trees]
 
 
+class _Text(NamedTuple):
+    """Per text key: the shape, and where the text it was learnt from had its literals
+    and each statement (start, end); ``shape`` None: lexed every time, as before."""
+
+    shape: _Shape | None
+    literals: list[tuple[int, int]]
+    statements: list[tuple[int, int]]
+
+
+_LEX_EVERY_TIME = _Text(None, [], [])
+
+
 class _Seen(NamedTuple):
     """A key met once: its text and that text's full answer. The key is classified blind
     when a second text of it comes (a client of one-off statements pays nothing extra)."""
@@ -196,7 +246,7 @@ class _Seen(NamedTuple):
 class MySqlShapeCache:
     """``classify_mysql`` that classifies each literal-blind shape once, when it recurs."""
 
-    __slots__ = ("_max_key_chars", "_shapes", "hits", "misses")
+    __slots__ = ("_max_key_chars", "_shapes", "_texts", "hits", "misses")
 
     def __init__(
         self,
@@ -211,6 +261,7 @@ class MySqlShapeCache:
                 f"(got {max_entries}, {max_key_chars}, {max_total_chars})"
             )
         self._shapes: _Lru[_Shape | _Seen] = _Lru(max_entries, max_total_chars)
+        self._texts: _Lru[_Text] = _Lru(max_entries, max_total_chars)
         self._max_key_chars = max_key_chars
         self.hits = 0  # answered from a stored shape
         self.misses = 0  # classified in full
@@ -221,6 +272,12 @@ class MySqlShapeCache:
         if "\x00" in sql or "\\" in sql:
             self.misses += 1
             return classify_mysql(sql)
+        texted = text_key(sql) if len(sql) <= self._max_key_chars else None
+        known = None if texted is None else self._texts.get(texted[0])
+        if known is not None and known.shape is not None:
+            assert texted is not None
+            self.hits += 1
+            return _answer_from_text(sql, texted[1], known)
         try:
             lexed = _lex(sql)
             keyed = shape_key(lexed.tokens) if lexed.error is None else None
@@ -241,6 +298,8 @@ class MySqlShapeCache:
         if type(found) is _Seen:
             found = self._learn(key, lexed.tokens, forms, found)
         assert type(found) is _Shape
+        if texted is not None and known is None:
+            self._texts.put(texted[0], _text_entry(texted[1], lexed.tokens, found))
         if found.statements is None:
             self.misses += 1
             return classify_mysql(sql)
@@ -275,6 +334,7 @@ class MySqlShapeCache:
 
     def clear(self) -> None:
         self._shapes.clear()
+        self._texts.clear()
 
     def __len__(self) -> int:
         """The number of shape keys stored (shared or classified in full)."""
@@ -300,6 +360,53 @@ def _learn(tokens: Sequence[_Tok], forms: list[str]) -> _Shape:
     return a if a == b and a_trees == b_trees else _IN_FULL
 
 
+def _text_entry(literals: list[tuple[int, int]], tokens: Sequence[_Tok], shape: _Shape) -> _Text:
+    """The text map's entry for a text with these blanked ``literals`` and ``tokens``,
+    whose shape is ``shape``: shared only if each literal blanked is a literal token."""
+    if shape.statements is None:
+        return _LEX_EVERY_TIME
+    by_start = {t.start: t for t in tokens if t.kind in (NUM, STRING)}
+    for start, end in literals:
+        t = by_start.get(start)
+        if t is None or t.end != end:
+            return _LEX_EVERY_TIME
+    spans = [(tokens[a].start, tokens[b].end) for _, _, _, a, b in shape.statements]
+    return _Text(shape, literals, spans)
+
+
+def _answer_from_text(sql: str, literals: list[tuple[int, int]], known: _Text) -> Classification:
+    """``_answer`` for a text of ``known``'s text key: its statements cut at the learnt
+    offsets, each moved by how much longer this text's literals before it are."""
+    shape = known.shape
+    assert shape is not None and shape.statements is not None
+    moves: list[tuple[int, int]] = []  # (end of a learnt literal, total shift from there)
+    shift = 0
+    for (s1, e1), (s2, e2) in zip(known.literals, literals, strict=True):
+        shift += (e2 - s2) - (e1 - s1)
+        moves.append((e1, shift))
+
+    def moved(offset: int) -> int:
+        by = 0
+        for end, total in moves:
+            if end > offset:
+                break
+            by = total
+        return offset + by
+
+    return Classification(
+        statements=tuple(
+            StatementInfo(kind, classes, tables, sql[moved(start) : moved(end)], None)
+            for (kind, classes, tables, _, _), (start, end) in zip(
+                shape.statements, known.statements, strict=True
+            )
+        ),
+        classes=shape.classes,
+        tables=shape.tables,
+        error=None,
+        fingerprint=shape.fingerprint,
+    )
+
+
 def _answer(sql: str, tokens: Sequence[_Tok], shape: _Shape) -> Classification:
     assert shape.statements is not None
     return Classification(
@@ -314,4 +421,4 @@ def _answer(sql: str, tokens: Sequence[_Tok], shape: _Shape) -> Classification:
     )
 
 
-__all__ = ["MySqlShapeCache", "classify_blind", "shape_key"]
+__all__ = ["MySqlShapeCache", "classify_blind", "shape_key", "text_key"]
