@@ -37,7 +37,7 @@ def test_defaults_fail_closed() -> None:
     cfg = RecordingConfig()
     assert cfg.enabled and cfg.on_failure == "fail_closed"
     assert (cfg.max_result_rows, cfg.max_result_bytes) == (1000, 1024 * 1024)
-    assert (cfg.flush_interval_ms, cfg.flush_max_events) == (100, 500)
+    assert (cfg.flush_interval_ms, cfg.flush_max_events) == (100, 2000)
     assert cfg.retention_period is None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 import textwrap
 import time
@@ -22,6 +23,7 @@ from test_recording_support import (
 )
 
 from wardgate.core.errors import RecordingUnavailableError
+from wardgate.recording import store
 from wardgate.recording.config import RecordingConfig
 from wardgate.recording.keys import KeyRing, SigningKey
 from wardgate.recording.models import EVENTS, GLOBAL_LOG, RECORDING_TABLES, SESSIONS
@@ -162,8 +164,11 @@ async def test_a_large_batch_is_a_few_statements_and_stores_every_event_in_order
         event.remove(rec_engine, "before_cursor_execute", on_execute)
     assert rec.stats.flushes == 1
     assert count(rec_engine, EVENTS) == 3 * 301
-    # SQLite: one multi-row INSERT per 128 rows; PostgreSQL: one pipelined executemany
-    assert sum(executed) <= 3 * 301 // 128 + 1, executed
+    # SQLite: one multi-row INSERT per 512 rows (128 before SQLite 3.32); PostgreSQL: one
+    # pipelined executemany
+    assert sum(executed) <= 3 * 301 // store._SQLITE_ROWS_PER_INSERT + 1, executed
+    if rec_engine.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 32, 0):
+        assert sum(executed) == 2, executed
     with rec_engine.connect() as conn:
         for i in range(3):
             seqs = [e.seq for e in iter_events(conn, f"ses_{i}")]

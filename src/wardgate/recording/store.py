@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -268,11 +269,24 @@ _INSERT_EVENTS = (
 )
 
 
-# 7 parameters a row; 128 rows stay under SQLite's historic 999-variable limit.
-_SQLITE_ROWS_PER_INSERT = 128
+# 7 parameters a row. SQLite before 3.32 allowed 999 variables a statement (128 rows);
+# 3.32 and later 32,766 by default, so a whole batch of 512 events is one INSERT: every
+# statement hands the GIL over, and each time the writer can wait a switch interval to
+# get it back from a busy event loop (see _insert_events).
+_SQLITE_ROWS_PER_INSERT = 512 if sqlite3.sqlite_version_info >= (3, 32, 0) else 128
 
 
-@functools.lru_cache(maxsize=_SQLITE_ROWS_PER_INSERT)
+def _sqlite_rows_per_insert(conn: Connection) -> int:
+    """``_SQLITE_ROWS_PER_INSERT``, fewer if this connection's variable limit is lower."""
+    raw = conn.connection.dbapi_connection
+    getlimit = getattr(raw, "getlimit", None)  # Python 3.11+
+    if getlimit is None:
+        return min(_SQLITE_ROWS_PER_INSERT, 128)
+    limit = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return max(1, min(_SQLITE_ROWS_PER_INSERT, limit // 7))
+
+
+@functools.lru_cache(maxsize=64)
 def _sqlite_insert_events(n: int) -> str:
     return _INSERT_EVENTS.format("?").replace(
         "VALUES (?, ?, ?, ?, ?, ?, ?)", "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * n)
@@ -294,8 +308,9 @@ def _insert_events(conn: Connection, rows: list[EventOp]) -> None:
         # switch interval (5 ms). Per row, that convoy capped a 500-event batch at a few
         # hundred rows per second while pgbench -c 8 kept the loop busy; per chunk it is
         # a handful of hand-overs per batch.
-        for i in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
-            chunk = rows[i : i + _SQLITE_ROWS_PER_INSERT]
+        per_insert = _sqlite_rows_per_insert(conn)
+        for i in range(0, len(rows), per_insert):
+            chunk = rows[i : i + per_insert]
             params: list[Any] = []
             for r in chunk:
                 params += (
