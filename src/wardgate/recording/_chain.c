@@ -390,6 +390,15 @@ static PyObject *seal_envelope(Buf *env, Py_ssize_t payload_start, Py_ssize_t pa
     return Py_BuildValue("(NNn)", payload_json, hash, env->n - 32);
 }
 
+/* The hash covers prev_hash's 32 bytes and then the envelope: both go in one buffer, so
+ * hashlib is called once, on all of it. Writes those bytes and '{"payload":'. */
+static int begin_envelope(Buf *env, PyObject *prev) {
+    unsigned char prev_raw[32];
+    if (read_prev_hash(prev, prev_raw) < 0) return -1;
+    if (put(env, (const char *)prev_raw, 32) < 0) return -1;
+    return PUT_LIT(env, "{\"payload\":");
+}
+
 static PyObject *chain_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 7) {
@@ -406,16 +415,10 @@ static PyObject *chain_event(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "chain_event: argument of an unexpected type");
         return NULL;
     }
-    unsigned char prev_raw[32];
-    if (read_prev_hash(prev, prev_raw) < 0) return NULL;
-
     PyObject *result = NULL;
     Buf env;
     buf_init(&env);
-    /* The hash covers prev_hash's 32 bytes and then the envelope: both go in one buffer,
-     * so hashlib is called once, on all of it. */
-    if (put(&env, (const char *)prev_raw, 32) < 0) goto done;
-    if (PUT_LIT(&env, "{\"payload\":") < 0) goto done;
+    if (begin_envelope(&env, prev) < 0) goto done;
     Py_ssize_t payload_start = env.n;
     if (put_value(&env, payload, 0) < 0) goto done;
     result = seal_envelope(&env, payload_start, env.n, seq, session, ts, type, version);
@@ -516,14 +519,10 @@ static PyObject *statement_event(PyObject *self, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "statement_event: argument of an unexpected type");
         return NULL;
     }
-    unsigned char prev_raw[32];
-    if (read_prev_hash(prev, prev_raw) < 0) return NULL;
-
     PyObject *result = NULL;
     Buf env;
     buf_init(&env);
-    if (put(&env, (const char *)prev_raw, 32) < 0) goto done;
-    if (PUT_LIT(&env, "{\"payload\":{") < 0) goto done;
+    if (begin_envelope(&env, prev) < 0 || put(&env, "{", 1) < 0) goto done;
     Py_ssize_t payload_start = env.n - 1;
     if (decision != Py_None) {
         if (PUT_LIT(&env, "\"decision\":") < 0 || put_raw(&env, PyTuple_GET_ITEM(decision, 0)) < 0 ||

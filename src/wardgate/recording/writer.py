@@ -42,7 +42,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
@@ -393,14 +392,12 @@ class SessionRecorder:
         as its verdict (``decision=verdict_payload(n, verdict)``), the results as
         ``ResultCapture.parts()``. The same event, byte for byte; with the compiled
         extension it is serialised and chained in one call, without the payload dicts."""
-        self._statements += 1
-        if self._closed:
-            self._refuse_closed("statement")
         rec = self._recorder
-        if _native_statement is not None and not self._dropped_unmarked:
+        if _native_statement is not None and not self._closed and not self._dropped_unmarked:
             parts = None if verdict is None else decision_parts(verdict)
             if parts is not None or verdict is None:
                 if rec._over_bound_fail_open():
+                    self._statements += 1
                     self._drop()
                     return
                 ts = rec.now()
@@ -411,9 +408,10 @@ class SessionRecorder:
                         n, text, path, params, started_at, duration_us, rows,
                         error_sqlstate, error_message, parts, results,
                     )  # fmt: skip
-                except (TypeError, ValueError):  # off its shape: the Python path below
+                except (TypeError, ValueError):  # off its shape: the dict path below
                     pass
                 else:
+                    self._statements += 1
                     op = EventOp(
                         self.session_id, seq, ts, "statement", payload_json, self._head,
                         digest, size,
@@ -422,22 +420,19 @@ class SessionRecorder:
                     self._head = digest
                     rec._push(op)
                     return
-        payload = statement_payload(
+        self.statement(
             n,
             text=text,
             path=path,
-            params=params,
             started_at=started_at,
             duration_us=duration_us,
+            params=params,
             rows=rows,
             error_sqlstate=error_sqlstate,
             error_message=error_message,
+            decision=None if verdict is None else verdict_payload(n, verdict),
+            results=[_result_payload(r) for r in results],
         )
-        if verdict is not None:
-            payload["decision"] = verdict_payload(n, verdict)
-        if results:
-            payload["results"] = [_result_payload(r) for r in results]
-        self._record("statement", payload)
 
     def decision(
         self,
@@ -506,7 +501,10 @@ class SessionRecorder:
 
     def _record(self, event_type: str, payload: Payload, *, essential: bool = False) -> None:
         if self._closed:
-            self._refuse_closed(event_type)
+            raise RuntimeError(
+                f"session {self.session_id} is closed; its recording is sealed and cannot "
+                f"take a {event_type} event"
+            )
         rec = self._recorder
         if not essential and rec._over_bound_fail_open():
             self._drop()
@@ -518,12 +516,6 @@ class SessionRecorder:
                 gap_payload(dropped, "recording queue full under on_failure: fail_open"),
             )
         self._append(event_type, payload)
-
-    def _refuse_closed(self, event_type: str) -> NoReturn:
-        raise RuntimeError(
-            f"session {self.session_id} is closed; its recording is sealed and cannot "
-            f"take a {event_type} event"
-        )
 
     def _drop(self) -> None:
         """An event refused under ``on_failure: fail_open`` with the queue full: counted,
