@@ -499,6 +499,11 @@ static inline uint32_t be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
+static inline uint32_t le32(const uint8_t *p) /* MySQL's binary protocol is little-endian */
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
 static inline int16_t be16s(const uint8_t *p)
 {
     return (int16_t)(((uint16_t)p[0] << 8) | p[1]);
@@ -1012,8 +1017,7 @@ static int mysql_binary_row_cells(const uint8_t *buf, Py_ssize_t end, const uint
             } else {
                 if (end - pos < 4)
                     goto malformed;
-                uint32_t bits = (uint32_t)buf[pos] | (uint32_t)buf[pos + 1] << 8 |
-                                (uint32_t)buf[pos + 2] << 16 | (uint32_t)buf[pos + 3] << 24;
+                uint32_t bits = le32(buf + pos);
                 float f;
                 memcpy(&f, &bits, 4);
                 pos += 4;
@@ -1047,8 +1051,7 @@ static int mysql_binary_row_cells(const uint8_t *buf, Py_ssize_t end, const uint
                 second = buf[pos + 6];
             }
             if (n == 11)
-                micro = (unsigned long)buf[pos + 7] | (unsigned long)buf[pos + 8] << 8 |
-                        (unsigned long)buf[pos + 9] << 16 | (unsigned long)buf[pos + 10] << 24;
+                micro = le32(buf + pos + 7);
             pos += n;
             int len = snprintf(text, sizeof text, "%04u-%02u-%02u", year, month, day);
             if (hour || minute || second || micro) {
@@ -1073,17 +1076,13 @@ static int mysql_binary_row_cells(const uint8_t *buf, Py_ssize_t end, const uint
             unsigned long micro = 0;
             if (n >= 8) {
                 negative = buf[pos] == 1;
-                unsigned long long days = (unsigned long long)buf[pos + 1] |
-                                          (unsigned long long)buf[pos + 2] << 8 |
-                                          (unsigned long long)buf[pos + 3] << 16 |
-                                          (unsigned long long)buf[pos + 4] << 24;
+                unsigned long long days = le32(buf + pos + 1);
                 hours = days * 24 + buf[pos + 5];
                 minutes = buf[pos + 6];
                 seconds = buf[pos + 7];
             }
             if (n == 12)
-                micro = (unsigned long)buf[pos + 8] | (unsigned long)buf[pos + 9] << 8 |
-                        (unsigned long)buf[pos + 10] << 16 | (unsigned long)buf[pos + 11] << 24;
+                micro = le32(buf + pos + 8);
             pos += n;
             int len = snprintf(text, sizeof text, "%s%02llu:%02u:%02u", negative ? "-" : "", hours,
                                minutes, seconds);
