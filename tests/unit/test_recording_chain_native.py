@@ -233,7 +233,9 @@ def new_session(clock: Any = None) -> Any:
         RecordingConfig(queue_max_events=4, on_failure="fail_open"),
         clock=clock or (lambda: WHEN),
     )
-    meta = SessionMeta("ses_ran", Principal("p", frozenset(), "token"), "1.2.3.4:5", "t", "postgres")
+    meta = SessionMeta(
+        "ses_ran", Principal("p", frozenset(), "token"), "1.2.3.4:5", "t", "postgres"
+    )
     return rec, rec.open_session(meta)
 
 
@@ -369,8 +371,65 @@ def test_decision_parts_are_the_decision_json_around_n() -> None:
     from wardgate.pipeline.hooks import Verdict
     from wardgate.recording.events import decision_parts, verdict_payload
 
-    v = Verdict("allow", rule="r,\"n\":0,", reason='x"', classes=("write", "read"), approvers=("b", "a"))
+    v = Verdict(
+        "allow", rule='r,"n":0,', reason='x"', classes=("write", "read"), approvers=("b", "a")
+    )
     head, tail = decision_parts(v)  # type: ignore[misc]
     assert head + "17" + tail == canonical_json(verdict_payload(17, v))
     assert decision_parts(v) is decision_parts(v)  # remembered per verdict object
     assert decision_parts(Verdict("allow", reason="\udc80")) is None
+
+
+@settings(max_examples=300)
+@given(
+    stamps=st.lists(
+        st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+        min_size=0,
+        max_size=12,
+    ),
+    payload=texts,
+)
+def test_sqlite_event_params_are_the_python_loops_values(
+    stamps: list[datetime], payload: str
+) -> None:
+    """The store's compiled INSERT parameters: each row's seven columns in order, the
+    timestamp spelt as ``store._sqlite_ts`` spells it, the other values the very objects."""
+    from wardgate.recording._chain import sqlite_event_params
+    from wardgate.recording.store import EventOp, _sqlite_ts
+
+    rows = [
+        EventOp(f"ses_{i}", i + 1, ts.replace(tzinfo=UTC), "statement", payload, PREV, PREV, 9)
+        for i, ts in enumerate(stamps)
+    ]
+    flat = sqlite_event_params(rows)
+    assert flat is not None
+    expected: list[Any] = []
+    for r in rows:
+        expected += (r.session_id, r.seq, _sqlite_ts(r.ts), r.type, r.payload, r.prev_hash, r.hash)
+    assert flat == tuple(expected)
+    assert all(a is b for k, (a, b) in enumerate(zip(flat, expected)) if k % 7 != 2)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        datetime(2026, 11, 26, 1, 0, tzinfo=timezone(timedelta(hours=2))),  # another zone
+        # zero offset, but not datetime.UTC itself
+        datetime(2026, 11, 26, 1, 0, tzinfo=timezone(timedelta(0), "Z")),
+        datetime(2026, 11, 26, 1, 0),  # naive
+        "2026-11-26 01:00:00.000000",  # not a datetime
+    ],
+)
+def test_sqlite_event_params_decline_whole_chunks_they_cannot_spell(odd: object) -> None:
+    """One row the compiled builder cannot spell exactly (a timestamp in another zone,
+    naive, not a datetime; a row that is not a tuple) and the whole chunk goes to the
+    Python loop, which converts it."""
+    from wardgate.recording._chain import sqlite_event_params
+    from wardgate.recording.store import EventOp
+
+    good = EventOp("ses_1", 1, datetime(2026, 1, 1, tzinfo=UTC), "gap", "{}", PREV, PREV, 2)
+    assert sqlite_event_params([good]) is not None
+    assert sqlite_event_params([good, good._replace(seq=2, ts=odd)]) is None
+    assert sqlite_event_params([good, ("ses_1", 2)]) is None
+    with pytest.raises(TypeError):
+        sqlite_event_params((good,))  # type: ignore[arg-type]

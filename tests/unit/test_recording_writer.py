@@ -685,24 +685,51 @@ async def test_recover_all_nodes_interrupts_other_nodes_sessions(
     assert Verifier(rec_engine, rec_ring).verify_all().ok
 
 
-def test_the_sqlite_fast_path_stores_timestamps_as_sqlalchemy_would(tmp_path: Path) -> None:
+_UTC_TIMES = [
+    datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 11, 26, 1, 0, 0, 5, tzinfo=UTC),
+    datetime(987, 6, 5, 4, 3, 2, 1, tzinfo=UTC),
+    datetime(2026, 1, 1, tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("in_utc", [False, True], ids=["mixed-zones", "all-utc"])
+def test_the_sqlite_fast_path_stores_timestamps_as_sqlalchemy_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_utc: bool
+) -> None:
     """Events inserted through the driver (``_insert_events``) hold the same DATETIME text
     as SQLAlchemy's own insert with ``UTCDateTime`` stores, for aware, other-zone and naive
-    times, and read back as the same instants."""
+    times, and read back as the same instants. All in ``datetime.UTC`` (what the recorder
+    makes), the compiled parameter builder takes the chunk; any other zone in it, the
+    Python loop does."""
     from datetime import timedelta, timezone
 
     from sqlalchemy import insert
 
     from wardgate.recording.store import EventOp, _insert_events
 
+    built: list[bool] = []
+    native = store._native_params
+    if native is not None:
+
+        def spy(rows: list[EventOp]) -> tuple[object, ...] | None:
+            flat = native(rows)
+            built.append(flat is not None)
+            return flat
+
+        monkeypatch.setattr(store, "_native_params", spy)
     engine = make_engine(f"sqlite:///{tmp_path / 'ts.db'}")
     Base.metadata.create_all(engine, tables=RECORDING_TABLES)
-    times = [
-        datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=UTC),
-        datetime(2026, 11, 26, 1, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),
-        datetime(1999, 1, 2, 3, 4, 5),  # naive: UTC
-        datetime(987, 6, 5, 4, 3, 2, 1, tzinfo=UTC),
-    ]
+    times = (
+        list(_UTC_TIMES)
+        if in_utc
+        else [
+            datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=UTC),
+            datetime(2026, 11, 26, 1, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+            datetime(1999, 1, 2, 3, 4, 5),  # naive: UTC
+            datetime(987, 6, 5, 4, 3, 2, 1, tzinfo=UTC),
+        ]
+    )
     with engine.begin() as conn:
         for sid in ("fast", "slow"):
             conn.execute(
@@ -758,8 +785,13 @@ def test_the_sqlite_fast_path_stores_timestamps_as_sqlalchemy_would(tmp_path: Pa
             )
         ]
     assert raw["fast"] == raw["slow"]
-    assert raw["fast"][1] == "2026-11-25 23:00:00.000005"
+    assert raw["fast"][1] == (
+        "2026-11-26 01:00:00.000005" if in_utc else "2026-11-25 23:00:00.000005"
+    )
+    assert "0987-06-05 04:03:02.000001" in raw["fast"]
     assert back == [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]
+    if native is not None:
+        assert built == [in_utc]  # which builder made the parameters
 
 
 def test_a_capture_hands_over_plain_rows_that_later_adds_cannot_change(

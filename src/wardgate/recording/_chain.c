@@ -575,6 +575,53 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ sqlite_event_params */
+/* store._insert_events' parameters for SQLite: the events' seven columns one after the
+ * other, each timestamp as SQLAlchemy stores a DATETIME there ("YYYY-MM-DD HH:MM:SS.ffffff",
+ * store._sqlite_ts). One call per INSERT instead of a Python loop over the rows on the
+ * writer thread, which holds the GIL the event loop needs. None when a row is not a
+ * 7+-tuple or its timestamp is not an exact datetime in datetime.UTC: the Python path
+ * takes the whole chunk. */
+static PyObject *sqlite_event_params(PyObject *self, PyObject *rows) {
+    (void)self;
+    if (!PyList_CheckExact(rows)) {
+        PyErr_SetString(PyExc_TypeError, "sqlite_event_params expects a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    PyObject *out = PyTuple_New(n * 7);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) < 7) goto decline;
+        PyObject *ts = PyTuple_GET_ITEM(row, 2);
+        if (!PyDateTime_CheckExact(ts) ||
+            PyDateTime_DATE_GET_TZINFO(ts) != PyDateTime_TimeZone_UTC)
+            goto decline;
+        char text[40];
+        int len = snprintf(text, sizeof text, "%04d-%02d-%02d %02d:%02d:%02d.%06d",
+                           PyDateTime_GET_YEAR(ts), PyDateTime_GET_MONTH(ts),
+                           PyDateTime_GET_DAY(ts), PyDateTime_DATE_GET_HOUR(ts),
+                           PyDateTime_DATE_GET_MINUTE(ts), PyDateTime_DATE_GET_SECOND(ts),
+                           PyDateTime_DATE_GET_MICROSECOND(ts));
+        if (len != 26) goto decline;
+        PyObject *ts_text = PyUnicode_FromStringAndSize(text, len);
+        if (ts_text == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        for (int k = 0; k < 7; k++) {
+            PyObject *v = k == 2 ? ts_text : PyTuple_GET_ITEM(row, k);
+            if (k != 2) Py_INCREF(v);
+            PyTuple_SET_ITEM(out, i * 7 + k, v);
+        }
+    }
+    return out;
+decline:
+    Py_DECREF(out); /* unset slots are NULL, which tuple deallocation skips */
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"chain_event", (PyCFunction)(void (*)(void))chain_event, METH_FASTCALL,
      "chain_event(payload, session_id, seq, ts, event_type, version, prev_hash) -> "
@@ -583,6 +630,8 @@ static PyMethodDef methods[] = {
      "statement_event(session_id, seq, ts, version, prev_hash, n, text, path, params, "
      "started_at, duration_us, rows, error_sqlstate, error_message, decision, results) -> "
      "(payload_json, hash, envelope_size)"},
+    {"sqlite_event_params", sqlite_event_params, METH_O,
+     "sqlite_event_params(rows) -> tuple | None: the SQLite INSERT parameters of event rows"},
     {"format_ts", format_ts, METH_O,
      "format_ts(ts) -> str | None: a UTC datetime as the recording spells it"},
     {NULL, NULL, 0, NULL},

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -311,18 +312,21 @@ def _insert_events(conn: Connection, rows: list[EventOp]) -> None:
         per_insert = _sqlite_rows_per_insert(conn)
         for i in range(0, len(rows), per_insert):
             chunk = rows[i : i + per_insert]
-            params: list[Any] = []
-            for r in chunk:
-                params += (
-                    r.session_id,
-                    r.seq,
-                    _sqlite_ts(r.ts),
-                    r.type,
-                    r.payload,
-                    r.prev_hash,
-                    r.hash,
-                )
-            conn.exec_driver_sql(_sqlite_insert_events(len(chunk)), tuple(params))
+            flat = _native_params(chunk) if _native_params is not None else None
+            if flat is None:
+                params: list[Any] = []
+                for r in chunk:
+                    params += (
+                        r.session_id,
+                        r.seq,
+                        _sqlite_ts(r.ts),
+                        r.type,
+                        r.payload,
+                        r.prev_hash,
+                        r.hash,
+                    )
+                flat = tuple(params)
+            conn.exec_driver_sql(_sqlite_insert_events(len(chunk)), flat)
     elif name == "postgresql" and conn.dialect.driver == "psycopg":
         conn.exec_driver_sql(
             _INSERT_EVENTS.format("%s"),
@@ -352,6 +356,17 @@ def _insert_events(conn: Connection, rows: list[EventOp]) -> None:
 def _utc(ts: datetime) -> datetime:
     """As ``UTCDateTime`` binds it: naive means UTC."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+# The compiled builder of those parameters (``recording/_chain.c``): the same values, one
+# call per INSERT; None when the extension was not built or ``WARDGATE_PURE_PYTHON=1``.
+_native_params: Callable[[list[EventOp]], tuple[Any, ...] | None] | None
+try:
+    from wardgate.recording._chain import sqlite_event_params as _native_params
+except ImportError:  # pragma: no cover - the extension is optional
+    _native_params = None
+if os.environ.get("WARDGATE_PURE_PYTHON", "") not in ("", "0"):
+    _native_params = None
 
 
 def _sqlite_ts(ts: datetime) -> str:
