@@ -68,31 +68,16 @@ def main() -> None:
         eps = [a, b]
         if not args.no_direct:
             eps.insert(0, bench.Endpoint("direct", bench.PGPORT, bench.PGUSER, None, args.db))
-        for ep in eps:
-            for mode in modes:
-                bench.measure(
-                    res,
-                    "warmup",
-                    -1,
-                    lambda ep=ep, mode=mode: bench.pgbench(
-                        ep, mode=mode, clients=2, threads=2, seconds=1
-                    ),
-                )
-        for rnd in range(args.rounds):
-            bench.log(f"round {rnd + 1}/{args.rounds}")
-            for mode in modes:
-                for c in clients:
-                    for ep in eps:
-                        r = bench.measure(
-                            res,
-                            f"{mode}/c{c}/{ep.name}",
-                            rnd,
-                            lambda ep=ep, mode=mode, c=c: bench.pgbench(
-                                ep, mode=mode, clients=c, threads=min(c, 2), seconds=args.seconds
-                            ),
-                        )
-                        if "tps" in r:
-                            bench.log(f"  {mode} c{c} {ep.name}: {r['tps']:.0f} tps")
+        bench.interleaved_pgbench(
+            res,
+            eps,
+            modes,
+            clients,
+            args.rounds,
+            lambda ep, mode, c: bench.pgbench(
+                ep, mode=mode, clients=c, threads=min(c, 2), seconds=args.seconds
+            ),
+        )
 
     def f(x: float | None, spec: str = ".0f") -> str:
         return "-" if x is None else format(x, spec)

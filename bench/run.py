@@ -601,7 +601,9 @@ def pg_result(ep: Endpoint, seconds: float) -> dict[str, float]:
     lat = re.search(rf"latency average = {_NUM} ms", r.stdout)
     txns = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
     if r.returncode != 0 or not (lat and txns) or not int(txns.group(1)):
-        raise RuntimeError(f"pgbench -f ({PG_BIG_ROWS} rows) via {ep.name} failed: {r.stderr[-1500:]}")
+        raise RuntimeError(
+            f"pgbench -f ({PG_BIG_ROWS} rows) via {ep.name} failed: {r.stderr[-1500:]}"
+        )
     res = {"ms": float(lat.group(1)), "queries": int(txns.group(1))}
     if cpu0 is not None and cpu1 is not None:
         res["cpu_ms"] = (cpu1 - cpu0) / res["queries"] * 1000
@@ -780,6 +782,40 @@ def measure(res: Results, key: str, rnd: int, fn: Callable[[], dict[str, Any]]) 
     r["round"] = rnd
     res.add(key, r)
     return r
+
+
+def interleaved_pgbench(
+    res: Results,
+    eps: list[Endpoint],
+    modes: list[str],
+    clients: list[int],
+    rounds: int,
+    run: Callable[[Endpoint, str, int], dict[str, Any]],
+) -> None:
+    """A 1 s warm-up per endpoint and mode, then ``rounds`` rounds of every mode x client
+    count x endpoint, interleaved; each result under ``{mode}/c{clients}/{endpoint}``
+    (``bench/ab.py`` and ``bench/ladder.py``; ``run`` is the pgbench run)."""
+    for ep in eps:
+        for mode in modes:
+            measure(
+                res,
+                "warmup",
+                -1,
+                lambda ep=ep, mode=mode: pgbench(ep, mode=mode, clients=2, threads=2, seconds=1),
+            )
+    for rnd in range(rounds):
+        log(f"round {rnd + 1}/{rounds}")
+        for mode in modes:
+            for c in clients:
+                for ep in eps:
+                    r = measure(
+                        res,
+                        f"{mode}/c{c}/{ep.name}",
+                        rnd,
+                        lambda ep=ep, mode=mode, c=c: run(ep, mode, c),
+                    )
+                    if "tps" in r:
+                        log(f"  {mode} c{c} {ep.name}: {r['tps']:.0f} tps")
 
 
 def run_rounds(
