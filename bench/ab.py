@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,22 +109,9 @@ def main() -> None:
                 f"| -M {mode} -c {c} | {f(d)} | {f(ta)} | {f(tb)} | {f(bench.ratio(tb, ta), '.2f')}"
                 f" | {f(add_a)} | {f(add_b)} | {f(ca, '.3f')} | {f(cb, '.3f')} |"
             )
-    if res.errors:
-        print(
-            "\nfailed:",
-            *(f"- {e['key']}: {e['error'].splitlines()[0]}" for e in res.errors),
-            sep="\n",
-        )
-    bench.RESULTS.mkdir(parents=True, exist_ok=True)
-    out = bench.RESULTS / f"ab-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(
-        json.dumps(
-            {"args": vars(args), "summary": summary, "raw": res.raw, "errors": res.errors},
-            indent=2,
-            default=str,
-        )
+    bench.save_tool_results(
+        "ab", {"args": vars(args), "summary": summary, "raw": res.raw}, res.errors
     )
-    print(f"\nJSON: {out}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from typing import cast
 
 import uvloop
 
@@ -28,13 +29,13 @@ class Side(asyncio.Protocol):
         self.connecting: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport) or hasattr(transport, "write")
-        self.transport = transport  # type: ignore[assignment]
+        # uvloop's TCP transports are not asyncio.Transport subclasses: no isinstance
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for data in self.early:  # what the client sent before the target answered
-            transport.write(data)  # type: ignore[attr-defined]
+            self.transport.write(data)
         self.early.clear()
 
     def data_received(self, data: bytes) -> None:

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,27 +173,11 @@ def main() -> None:
                     f"| {f(row['loop_user_us'], '.1f')} | {f(row['loop_sys_us'], '.1f')} "
                     f"| {f(row['other_threads_us'], '.1f')} |"
                 )
-    if res.errors:
-        print(
-            "\nfailed:",
-            *(f"- {e['key']}: {e['error'].splitlines()[0]}" for e in res.errors),
-            sep="\n",
-        )
-    bench.RESULTS.mkdir(parents=True, exist_ok=True)
-    out = bench.RESULTS / f"ladder-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "args": vars(args),
-                "machine": info,
-                "summary": summary,
-                "raw": res.raw,
-                "errors": res.errors,
-            },
-            indent=2,
-        )
+    bench.save_tool_results(
+        "ladder",
+        {"args": vars(args), "machine": info, "summary": summary, "raw": res.raw},
+        res.errors,
     )
-    print(f"\nJSON: {out}")
 
 
 if __name__ == "__main__":

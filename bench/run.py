@@ -784,6 +784,22 @@ def measure(res: Results, key: str, rnd: int, fn: Callable[[], dict[str, Any]]) 
     return r
 
 
+def save_tool_results(kind: str, payload: dict[str, Any], errors: list[dict[str, Any]]) -> Path:
+    """What ``bench/ab.py`` and ``bench/ladder.py`` end with: the failed measurements
+    listed, everything written to ``bench/results/<kind>-<UTC stamp>.json``."""
+    if errors:
+        print(
+            "\nfailed:",
+            *(f"- {e['key']}: {e['error'].splitlines()[0]}" for e in errors),
+            sep="\n",
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps({**payload, "errors": errors}, indent=2, default=str))
+    print(f"\nJSON: {out}")
+    return out
+
+
 def interleaved_pgbench(
     res: Results,
     eps: list[Endpoint],
